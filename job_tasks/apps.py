@@ -1,0 +1,16 @@
+"""App configuration."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class JobTasksConfig(AppConfig):
+    name = "job_tasks"
+    label = "job_tasks"
+    verbose_name = _("Job tasks")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

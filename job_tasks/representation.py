@@ -1,0 +1,138 @@
+"""The wire shape of a job task: key order, timestamp format, etag, ``href`` and ``select``.
+
+Reads never go through a DRF serializer: rows come from ``QuerySet.values()`` and are
+turned into dicts here, once, in the key order Arvados clients expect (spec §2.1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from .models import JobTask
+
+KIND = "arvados#jobTask"
+LIST_KIND = "arvados#jobTaskList"
+
+#: Stored attributes in wire order (spec §2.1, rows 4–19).
+STORED_ATTRIBUTES: tuple[str, ...] = (
+    "uuid",
+    "owner_uuid",
+    "created_at",
+    "modified_by_client_uuid",
+    "modified_by_user_uuid",
+    "modified_at",
+    "job_uuid",
+    "created_by_job_task_uuid",
+    "sequence",
+    "qsequence",
+    "parameters",
+    "output",
+    "progress",
+    "success",
+    "started_at",
+    "finished_at",
+)
+#: Every key of a rendered object, in order.
+WIRE_ATTRIBUTES: tuple[str, ...] = ("href", "kind", "etag", *STORED_ATTRIBUTES)
+TIMESTAMP_ATTRIBUTES = frozenset(
+    {"created_at", "modified_at", "started_at", "finished_at", "updated_at"}
+)
+
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def format_timestamp(value: datetime | None) -> str | None:
+    """UTC with exactly nine fractional digits: ``2014-04-21T15:37:48.123456000Z``."""
+    if value is None:
+        return None
+    if value.tzinfo is not None and value.utcoffset():
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(timespec="microseconds")[:26] + "000Z"
+
+
+def etag(row: Mapping[str, Any]) -> str:
+    """MD5 of the stored attributes, in base 36 (as Arvados computes it, spec §2.3).
+
+    ``row`` holds the stored attributes with timestamps already formatted.
+    """
+    dump = orjson.dumps(
+        [row[name] for name in STORED_ATTRIBUTES], option=orjson.OPT_SORT_KEYS
+    )
+    number = int.from_bytes(hashlib.md5(dump, usedforsecurity=False).digest(), "big")
+    digits = []
+    while number:
+        number, digit = divmod(number, 36)
+        digits.append(_DIGITS[digit])
+    return "".join(reversed(digits)) or "0"
+
+
+def columns_for(select: Sequence[str] | None) -> tuple[str, ...]:
+    """The database columns needed to render ``select`` (None = everything)."""
+    if select is None or "etag" in select:
+        return STORED_ATTRIBUTES
+    wanted = set(select)
+    if "href" in wanted:
+        wanted.add("uuid")
+    return tuple(name for name in STORED_ATTRIBUTES if name in wanted)
+
+
+def render_row(row: dict[str, Any], select: Sequence[str] | None = None) -> dict[str, Any]:
+    """Turn a ``values()`` row into the wire object. ``row`` is modified in place."""
+    for name in TIMESTAMP_ATTRIBUTES.intersection(row):
+        row[name] = format_timestamp(row[name])
+    if "parameters" in row and row["parameters"] is None:
+        row["parameters"] = {}
+    if select is None:
+        out = {
+            "href": f"/job_tasks/{row['uuid']}",
+            "kind": KIND,
+            "etag": etag(row),
+        }
+        out.update(row)
+        return out
+    out = {}
+    for name in WIRE_ATTRIBUTES:
+        if name == "kind":
+            out["kind"] = KIND
+        elif name not in select:
+            continue
+        elif name == "href":
+            out["href"] = f"/job_tasks/{row['uuid']}"
+        elif name == "etag":
+            out["etag"] = etag(row)
+        else:
+            out[name] = row[name]
+    return out
+
+
+def render_task(task: JobTask, select: Sequence[str] | None = None) -> dict[str, Any]:
+    """Render a model instance (get, create, update, delete)."""
+    row = {name: getattr(task, name) for name in STORED_ATTRIBUTES}
+    return render_row(row, select)
+
+
+def render_list(
+    rows: Iterable[dict[str, Any]],
+    *,
+    select: Sequence[str] | None,
+    offset: int,
+    limit: int,
+    items_available: int | None,
+) -> dict[str, Any]:
+    """The list envelope (spec §7.9); ``items_available`` is left out for ``count=none``."""
+    envelope: dict[str, Any] = {
+        "kind": LIST_KIND,
+        "etag": "",
+        "self_link": "",
+        "offset": offset,
+        "limit": limit,
+        "items": [render_row(row, select) for row in rows],
+    }
+    if items_available is not None:
+        envelope["items_available"] = items_available
+    return envelope

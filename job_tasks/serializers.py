@@ -1,0 +1,216 @@
+"""Validation of written attributes: strict JSON types, no silent coercion (spec §15.1).
+
+Only the *shape* of the input is checked here (types, ranges, formats). Rules that need
+the database or the caller (uuids, owners, the job-manager role, qsequence) live in the
+domain layer, ``operations.py``, so the API and the admin share them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+
+from . import uuids
+
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+_INTEGER_RE = re.compile(r"^-?\d+$")
+_TRUE = frozenset({"true", "1"})
+_FALSE = frozenset({"false", "0"})
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string; numbers and booleans are refused, not turned into text."""
+
+    default_error_messages = {"invalid": "must be a string, not {kind}."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid", kind=type(data).__name__)
+        if "\x00" in data:
+            raise serializers.ValidationError("must not contain NUL characters.")
+        return super().to_internal_value(data)
+
+
+class UuidField(StrictCharField):
+    """A well-formed Arvados uuid string (or null, where allowed)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not uuids.is_uuid(value):
+            raise serializers.ValidationError(f"'{value}' is not a valid Arvados uuid.")
+        return value
+
+
+class StrictIntegerField(serializers.Field):
+    """A JSON integer, or a string of digits (form-encoded clients), within ``bounds``."""
+
+    def __init__(self, *, bounds: tuple[int, int], **kwargs: Any) -> None:
+        self.bounds = bounds
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, (int, str)):
+            raise serializers.ValidationError(
+                f"must be an integer, not {type(data).__name__}."
+            )
+        if isinstance(data, str):
+            if not _INTEGER_RE.match(data.strip()):
+                raise serializers.ValidationError(f"must be an integer, not '{data}'.")
+            data = int(data)
+        low, high = self.bounds
+        if not low <= data <= high:
+            raise serializers.ValidationError(f"{data} is out of range [{low}, {high}].")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ProgressField(serializers.Field):
+    """A number in [0, 1] (or a numeric string)."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, (int, float, str)):
+            raise serializers.ValidationError(f"must be a number, not {type(data).__name__}.")
+        try:
+            value = float(data)
+        except ValueError:
+            raise serializers.ValidationError(f"must be a number, not '{data}'.") from None
+        if not math.isfinite(value) or not 0 <= value <= 1:
+            raise serializers.ValidationError(f"{data} is out of range [0, 1].")
+        return value
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class StrictBooleanField(serializers.Field):
+    """``true``/``false``, or the spellings form-encoded clients send: ``"true"``, ``"1"``..."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, int) and data in (0, 1):
+            return bool(data)
+        if isinstance(data, str):
+            lowered = data.strip().lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+        raise serializers.ValidationError(f"must be true or false, not {data!r}.")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class TimestampField(serializers.Field):
+    """An ISO-8601 timestamp string; a naive one is read as UTC."""
+
+    def to_internal_value(self, data: Any) -> datetime:
+        if not isinstance(data, str):
+            raise serializers.ValidationError(
+                f"must be an ISO-8601 timestamp string, not {type(data).__name__}."
+            )
+        text = data.strip()
+        if text.endswith(("z", "Z")):
+            text = text[:-1] + "+00:00"
+        # Arvados sends nine fractional digits; Python keeps six.
+        text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+        try:
+            value = parse_datetime(text)
+        except ValueError:
+            value = None
+        if value is None:
+            raise serializers.ValidationError(f"'{data}' is not an ISO-8601 timestamp.")
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        if not 1 <= value.astimezone(timezone.utc).year <= 9998:
+            raise serializers.ValidationError(f"'{data}' is out of range.")
+        return value
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ParametersField(serializers.Field):
+    """A JSON object, or a string holding one (spec §6.3). ``null`` means ``{}``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data is None:
+            return True, {}
+        return super().validate_empty_values(data)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, str):
+            try:
+                data = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise serializers.ValidationError(f"is not valid JSON: {exc}") from None
+            if data is None:
+                return {}
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                f"must be a Hash (a JSON object), not {_json_kind(data)}."
+            )
+        try:  # what cannot be stored and rendered back is refused now, not later
+            orjson.dumps(data)
+        except orjson.JSONEncodeError as exc:
+            raise serializers.ValidationError(f"cannot be stored: {exc}.") from None
+        if "\\u0000" in orjson.dumps(data).decode():
+            raise serializers.ValidationError("must not contain NUL characters.")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, str):
+        return "String"
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, (int, float)):
+        return "Number"
+    return type(value).__name__
+
+
+class JobTaskSerializer(serializers.Serializer):
+    """The writable attributes of a job task and their types.
+
+    Used for input only (``partial=True`` for every write: PUT and PATCH are both
+    partial updates). Output is rendered by ``representation.py``.
+    """
+
+    uuid = StrictCharField(required=False, allow_blank=True, allow_null=True)
+    owner_uuid = StrictCharField(required=False, allow_null=True, allow_blank=True)
+    job_uuid = UuidField(required=False, allow_null=True)
+    created_by_job_task_uuid = StrictCharField(required=False, allow_null=True)
+    sequence = StrictIntegerField(bounds=INT32, required=False, allow_null=True)
+    qsequence = StrictIntegerField(bounds=INT64, required=False, allow_null=True)
+    parameters = ParametersField(required=False)
+    output = StrictCharField(
+        required=False, allow_null=True, allow_blank=True, trim_whitespace=False
+    )
+    progress = ProgressField(required=False, allow_null=True)
+    success = StrictBooleanField(required=False, allow_null=True)
+    started_at = TimestampField(required=False, allow_null=True)
+    finished_at = TimestampField(required=False, allow_null=True)
+
+    #: Attributes a client may write (every field above).
+    @classmethod
+    def writable(cls) -> frozenset[str]:
+        return frozenset(cls._declared_fields)

@@ -1,0 +1,201 @@
+"""HTTP views of the Arvados ``job_tasks`` API (spec §5): thin orchestration only.
+
+Each method reads parameters (``params.py``), checks their shape (``serializers.py``),
+calls the domain (``operations.py``) and renders (``representation.py``). All DRF
+configuration is set here, on the views, so the host project's ``REST_FRAMEWORK``
+settings never change the API's behaviour.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseBase
+from rest_framework import viewsets
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import operations
+from .authentication import ApiTokenAuthentication
+from .errors import InvalidRequest, NotFound
+from .exceptions import exception_handler
+from .filters import parse_list_params, parse_select
+from .identities import Actor
+from .models import JobTask
+from .params import job_task_attributes, request_params
+from .permissions import IsActiveUser
+from .renderers import AlwaysJSON, ORJSONParser, ORJSONRenderer
+from .representation import columns_for, render_list, render_task
+from .serializers import JobTaskSerializer
+from .uuids import base36
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, PUT, POST, DELETE",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Max-Age": "86486400",
+}
+_BOOLEAN_SPELLINGS = {True: True, False: False, "true": True, "false": False, 1: True, 0: False}
+
+
+def request_id(request: HttpRequest) -> str:
+    """The client's ``X-Request-Id`` when 1–1024 characters, else ``req-`` + 20 base-36."""
+    given = request.META.get("HTTP_X_REQUEST_ID", "")
+    if 1 <= len(given) <= 1024:
+        return given
+    return "req-" + base36(secrets.randbits(104)).rjust(20, "0")[-20:]
+
+
+def overridden_to_get(request: HttpRequest) -> bool:
+    """A POST that asks to be a GET: ``X-HTTP-Method-Override`` or a ``_method`` form field."""
+    if request.META.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").upper() == "GET":
+        return True
+    content_type = request.META.get("CONTENT_TYPE", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return request.POST.get("_method", "").upper() == "GET"
+    return False
+
+
+class ArvadosAPIView(APIView):
+    """Base of every API view: token auth, the error envelope, CORS and request ids."""
+
+    authentication_classes = [ApiTokenAuthentication]
+    permission_classes = [IsAuthenticated & IsActiveUser]
+    renderer_classes = [ORJSONRenderer]
+    parser_classes = [ORJSONParser, FormParser, MultiPartParser]
+    content_negotiation_class = AlwaysJSON
+    throttle_classes: list[Any] = []
+    versioning_class = None
+    metadata_class = None
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        self.request_id = request_id(request)
+        if request.method == "POST" and overridden_to_get(request):
+            request.method = "GET"
+        return super().dispatch(request, *args, **kwargs)
+
+    # OPTIONS is a CORS preflight: 200, empty, before authentication (spec §5).
+    def perform_authentication(self, request: Request) -> None:
+        if request.method != "OPTIONS":
+            super().perform_authentication(request)
+
+    def check_permissions(self, request: Request) -> None:
+        if request.method != "OPTIONS":
+            super().check_permissions(request)
+
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(None)
+
+    def finalize_response(
+        self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for header, value in CORS_HEADERS.items():
+            response[header] = value
+        response["X-Request-Id"] = self.request_id
+        return response
+
+    @property
+    def actor(self) -> Actor:
+        auth = self.request.auth
+        return Actor.for_user(self.request.user, token_uuid=getattr(auth, "uuid", None))
+
+
+class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
+    """``/arvados/v1/job_tasks[/{uuid}]``: list, get, create, update (PUT/PATCH), delete.
+
+    Every success is 200 with a body, as Arvados answered (never 201 or 204).
+    """
+
+    lookup_field = "uuid"
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self) -> Any:
+        return JobTask.objects.visible_to(self.actor)
+
+    def list(self, request: Request) -> Response:
+        query = parse_list_params(request_params(request))
+        queryset = query.filter(self.get_queryset())
+        total = queryset.count() if query.count else None
+        rows = queryset.order_by(*query.order_by).values(*columns_for(query.select))
+        if query.distinct:
+            rows = rows.distinct()
+        page = list(rows[query.offset : query.offset + query.limit])
+        return Response(
+            render_list(
+                page,
+                select=query.select,
+                offset=query.offset,
+                limit=query.limit,
+                items_available=total,
+            )
+        )
+
+    def retrieve(self, request: Request, uuid: str) -> Response:
+        select = parse_select(request_params(request).get("select"))
+        task = operations.get_task(self.actor, uuid)
+        return self._object_response(task, select)
+
+    def create(self, request: Request) -> Response:
+        params = request_params(request)
+        _check_boolean(params, "ensure_unique_name")
+        attrs = self._validated_attributes(request, params)
+        select = parse_select(params.get("select"))
+        task = operations.create_task(self.actor, attrs)
+        return self._object_response(task, select)
+
+    def update(self, request: Request, uuid: str) -> Response:
+        params = request_params(request)
+        attrs = self._validated_attributes(request, params)
+        select = parse_select(params.get("select"))
+        task = operations.update_task(self.actor, uuid, attrs)
+        return self._object_response(task, select)
+
+    partial_update = update  # PUT is partial too: SDKs send only the changed attributes
+
+    def destroy(self, request: Request, uuid: str) -> Response:
+        select = parse_select(request_params(request).get("select"))
+        task = operations.delete_task(self.actor, uuid)
+        return self._object_response(task, select)
+
+    def _validated_attributes(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        serializer = JobTaskSerializer(data=job_task_attributes(request, params), partial=True)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def _object_response(self, task: JobTask, select: Any) -> Response:
+        body = render_task(task, select)
+        response = Response(body)
+        if "etag" in body:
+            response["ETag"] = f'"{body["etag"]}"'
+        return response
+
+
+def _check_boolean(params: dict[str, Any], name: str) -> None:
+    value = params.get(name)
+    if value is None:
+        return
+    key = value.lower() if isinstance(value, str) else value
+    if isinstance(key, bool) or key in _BOOLEAN_SPELLINGS:
+        return
+    raise InvalidRequest(f"{name} parameter must be a boolean, true or false")
+
+
+class PathNotFoundView(ArvadosAPIView):
+    """Any other path under ``/arvados/v1/``: 404 ``Path not found`` in the envelope."""
+
+    permission_classes: list[Any] = []
+    authentication_classes: list[Any] = []
+
+    def _not_found(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raise NotFound("Path not found")
+
+    get = post = put = patch = delete = head = _not_found
+

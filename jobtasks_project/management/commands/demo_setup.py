@@ -1,0 +1,61 @@
+"""``manage.py demo_setup``: a demo job manager and a demo user, with fresh tokens and the URLs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from job_tasks.identities import user_uuid
+from job_tasks.models import ApiToken
+
+DEMO_PASSWORD = "demo"
+
+
+class Command(BaseCommand):
+    help = "Create (or reset) the demo users, issue them new tokens and print how to reach the service."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        User = get_user_model()
+        base = options["base_url"].rstrip("/")
+        manage = Permission.objects.get(
+            content_type__app_label="job_tasks", codename="manage_job_tasks"
+        )
+        with transaction.atomic():
+            manager, _ = User.objects.get_or_create(username="demo-manager")
+            manager.is_staff = True
+            manager.set_password(DEMO_PASSWORD)
+            manager.save()
+            manager.user_permissions.add(manage)
+            user, _ = User.objects.get_or_create(username="demo-user")
+            user.is_staff = True
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+            _, manager_token = ApiToken.issue(manager, description="demo")
+            _, user_token = ApiToken.issue(user, description="demo")
+        lines = [
+            "",
+            "django-job-tasks demo",
+            f"  API:    {base}/arvados/v1/job_tasks",
+            f"  Admin:  {base}/admin/   (demo-manager / {DEMO_PASSWORD}, demo-user / {DEMO_PASSWORD})",
+            f"  Docs:   {base}/api/docs/   (OpenAPI schema: {base}/api/schema/)",
+            "",
+            f"  demo-manager (job manager) {user_uuid(manager)}",
+            f"    token: {manager_token}",
+            f"  demo-user                  {user_uuid(user)}",
+            f"    token: {user_token}",
+            "",
+            "  Try:",
+            f"    curl -s -H 'Authorization: Bearer {user_token}' \\",
+            f"         -d '{{\"job_task\": {{\"sequence\": 0}}}}' -H 'Content-Type: application/json' \\",
+            f"         {base}/arvados/v1/job_tasks",
+            f"    curl -s -H 'Authorization: Bearer {user_token}' {base}/arvados/v1/job_tasks",
+            "",
+        ]
+        self.stdout.write("\n".join(lines))
