@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from django.http import QueryDict
 from rest_framework.request import Request
 
 from .errors import InvalidRequest
+from .renderers import loads
 from .serializers import JobTaskSerializer
 
 #: Keys inside ``job_task`` that are dropped without a word (spec §15.1).
@@ -86,8 +86,8 @@ def job_task_attributes(request: Request, params: Mapping[str, Any]) -> dict[str
         raw = params[WRAPPER]
         if isinstance(raw, str):
             try:
-                raw = orjson.loads(raw) if raw.strip() else {}
-            except orjson.JSONDecodeError as exc:
+                raw = loads(raw) if raw.strip() else {}
+            except (ValueError, RecursionError) as exc:
                 raise InvalidRequest(f"Could not parse job_task as JSON: {exc}") from None
         if raw is None:
             raw = {}

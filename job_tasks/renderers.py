@@ -1,4 +1,4 @@
-"""JSON rendering with orjson, and content negotiation that always answers JSON."""
+"""JSON in and out: parsing request bodies, rendering responses, content negotiation."""
 
 from __future__ import annotations
 
@@ -39,13 +39,27 @@ class ORJSONRenderer(BaseRenderer):
             return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(text: str | bytes) -> Any:
+    """Strict JSON parsing that keeps big integers exact.
+
+    orjson would read integers beyond 64 bits as floats, silently losing digits, so
+    input goes through the standard library (writes are small); output uses orjson.
+    Raises ``ValueError`` (``json.JSONDecodeError`` is one) on bad input.
+    """
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
 class RequestTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request body too large"
 
 
 class ORJSONParser(BaseParser):
-    """Parses JSON bodies with orjson, refusing bodies over ``JOB_TASKS['MAX_BODY_BYTES']``."""
+    """Parses JSON bodies (see ``loads``), refusing bodies over ``JOB_TASKS['MAX_BODY_BYTES']``."""
 
     media_type = "application/json"
 
@@ -62,8 +76,8 @@ class ORJSONParser(BaseParser):
         if not body.strip():
             return None
         try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            return loads(body)
+        except (ValueError, RecursionError) as exc:
             raise ParseError(f"invalid JSON: {exc}") from None
 
 

@@ -7,6 +7,7 @@ turned into dicts here, once, in the key order Arvados clients expect (spec §2.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -60,9 +61,11 @@ def etag(row: Mapping[str, Any]) -> str:
 
     ``row`` holds the stored attributes with timestamps already formatted.
     """
-    dump = orjson.dumps(
-        [row[name] for name in STORED_ATTRIBUTES], option=orjson.OPT_SORT_KEYS
-    )
+    values = [row[name] for name in STORED_ATTRIBUTES]
+    try:
+        dump = orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits in parameters
+        dump = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
     number = int.from_bytes(hashlib.md5(dump, usedforsecurity=False).digest(), "big")
     digits = []
     while number:

@@ -12,11 +12,11 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from . import uuids
+from .renderers import loads
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
@@ -155,8 +155,8 @@ class ParametersField(serializers.Field):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, str):
             try:
-                data = orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
+                data = loads(data)
+            except (ValueError, RecursionError) as exc:
                 raise serializers.ValidationError(f"is not valid JSON: {exc}") from None
             if data is None:
                 return {}
@@ -164,16 +164,27 @@ class ParametersField(serializers.Field):
             raise serializers.ValidationError(
                 f"must be a Hash (a JSON object), not {_json_kind(data)}."
             )
-        try:  # what cannot be stored and rendered back is refused now, not later
-            orjson.dumps(data)
-        except orjson.JSONEncodeError as exc:
-            raise serializers.ValidationError(f"cannot be stored: {exc}.") from None
-        if "\\u0000" in orjson.dumps(data).decode():
+        if _contains_nul(data):  # PostgreSQL cannot store U+0000 in jsonb
             raise serializers.ValidationError("must not contain NUL characters.")
         return data
 
     def to_representation(self, value: Any) -> Any:
         return value
+
+
+def _contains_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _json_kind(value: Any) -> str:

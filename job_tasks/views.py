@@ -64,7 +64,7 @@ class ArvadosAPIView(APIView):
     """Base of every API view: token auth, the error envelope, CORS and request ids."""
 
     authentication_classes = [ApiTokenAuthentication]
-    permission_classes = [IsAuthenticated & IsActiveUser]
+    permission_classes = [IsAuthenticated, IsActiveUser]
     renderer_classes = [ORJSONRenderer]
     parser_classes = [ORJSONParser, FormParser, MultiPartParser]
     content_negotiation_class = AlwaysJSON

@@ -1,0 +1,310 @@
+"""Packaging acceptance: the built wheel ships the app, and installs into a fresh Django project.
+
+The wheel is built once per module with ``pip wheel --no-deps``, installed with
+``pip install --no-deps --target`` into a temporary ``site`` directory, and used by a
+brand-new Django project (only auth, contenttypes and ``job_tasks`` installed, one
+``include("job_tasks.urls")``) run in subprocesses: ``migrate``, ``job_tasks_token`` and a
+real ``runserver`` that the API calls go to. Django, DRF and the other dependencies come
+from the running interpreter's site-packages; ``job_tasks`` must come from the wheel.
+
+Everything lives under ``tmp_path_factory`` with its own SQLite file, so the module is safe
+under pytest-xdist and ignores ``DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+API_PATH = "/arvados/v1/job_tasks"
+SUBPROCESS_TIMEOUT = 120  # seconds; generous ceiling, the whole module takes a few seconds
+SERVER_START_TIMEOUT = 20.0  # seconds
+
+SETTINGS_PY = """\
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+SECRET_KEY = "fresh-project-test-only"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+USE_TZ = True
+ROOT_URLCONF = "urls"
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "job_tasks",
+]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": BASE_DIR / "db.sqlite3",
+    }
+}
+"""
+
+URLS_PY = """\
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("job_tasks.urls")),
+]
+"""
+
+MANAGE_PY = """\
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+"""
+
+
+def _run(args: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    """Run a command to completion; fail the test with its output if it does not exit 0."""
+    proc = subprocess.run(
+        args,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} exited {proc.returncode}\n"
+            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+        )
+    return proc.stdout
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _request(
+    url: str, *, method: str = "GET", token: str | None = None, body: Any = None
+) -> tuple[int, Any]:
+    """Send a request; return (status, decoded JSON body) for success and HTTP errors alike."""
+    headers = {"Accept": "application/json"}
+    data = None
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+@dataclass(frozen=True)
+class FreshProject:
+    """A fresh Django project using the installed wheel."""
+
+    site: Path
+    project: Path
+    env: dict[str, str]
+
+    def manage(self, *args: str) -> str:
+        return _run([sys.executable, "manage.py", *args], cwd=self.project, env=self.env)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the wheel once for the module, as ``pip wheel . --no-deps`` would."""
+    out = tmp_path_factory.mktemp("wheelhouse")
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "-w",
+            str(out),
+            str(REPO_ROOT),
+        ]
+    )
+    wheels = list(out.glob("django_job_tasks-*.whl"))
+    assert len(wheels) == 1, f"expected one wheel in {out}, found {os.listdir(out)}"
+    return wheels[0]
+
+
+@pytest.fixture(scope="module")
+def wheel_names(wheel: Path) -> set[str]:
+    with zipfile.ZipFile(wheel) as zf:
+        return set(zf.namelist())
+
+
+@pytest.fixture(scope="module")
+def fresh_project(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> FreshProject:
+    """Install the wheel into ``<tmp>/site`` and write a fresh project next to it."""
+    root = tmp_path_factory.mktemp("fresh")
+    site = root / "site"
+    project = root / "project"
+    project.mkdir()
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--no-index",
+            "--target",
+            str(site),
+            str(wheel),
+        ]
+    )
+    (project / "settings.py").write_text(SETTINGS_PY)
+    (project / "urls.py").write_text(URLS_PY)
+    (project / "manage.py").write_text(MANAGE_PY)
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE", "PYTHONPATH", "PYTHONHOME"}
+    }
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(project)])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return FreshProject(site=site, project=project, env=env)
+
+
+@pytest.fixture(scope="module")
+def migrated(fresh_project: FreshProject) -> FreshProject:
+    fresh_project.manage("migrate", "--no-input", "-v", "0")
+    return fresh_project
+
+
+@pytest.fixture(scope="module")
+def server(migrated: FreshProject) -> Iterator[str]:
+    """``manage.py runserver --noreload`` on a free port; yields its base URL."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = migrated.project / "runserver.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+            cwd=migrated.project,
+            env=migrated.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"runserver exited {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"runserver did not answer within {SERVER_START_TIMEOUT:.0f} s:\n"
+                        f"{log_path.read_text()}"
+                    )
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+# --- 1. The wheel's contents -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "job_tasks/__init__.py",
+        "job_tasks/urls.py",
+        "job_tasks/migrations/__init__.py",
+        "job_tasks/migrations/0001_initial.py",
+        "job_tasks/py.typed",
+        "job_tasks/management/__init__.py",
+        "job_tasks/management/commands/__init__.py",
+        "job_tasks/management/commands/job_tasks_token.py",
+    ],
+)
+def test_wheel_contains(wheel_names: set[str], name: str) -> None:
+    assert name in wheel_names
+
+
+def test_wheel_ships_only_the_app(wheel_names: set[str]) -> None:
+    strays = sorted(
+        n for n in wheel_names if n.startswith(("jobtasks_project/", "tests/", "scripts/", ".ci/"))
+    )
+    assert strays == []
+    top_level = {n.split("/", 1)[0] for n in wheel_names}
+    assert {t for t in top_level if not t.endswith(".dist-info")} == {"job_tasks"}
+
+
+# --- 2. A fresh project using the installed wheel ----------------------------------------
+
+
+def test_fresh_project_imports_the_installed_wheel(fresh_project: FreshProject) -> None:
+    out = _run(
+        [sys.executable, "-c", "import job_tasks; print(job_tasks.__file__)"],
+        cwd=fresh_project.project,
+        env=fresh_project.env,
+    )
+    imported = Path(out.strip()).resolve()
+    assert imported.is_relative_to(fresh_project.site.resolve()), imported
+    assert not imported.is_relative_to(REPO_ROOT), imported
+
+
+def test_fresh_project_serves_the_api(migrated: FreshProject, server: str) -> None:
+    lines = migrated.manage("job_tasks_token", "alice", "--create-user").splitlines()
+    assert len(lines) == 1, lines
+    token = lines[0].strip()
+    assert token
+
+    url = server + API_PATH
+    status, created = _request(
+        url, method="POST", token=token, body={"job_task": {"sequence": 1}}
+    )
+    assert status == 200, created
+    assert created["kind"] == "arvados#jobTask"
+    assert created["sequence"] == 1
+
+    status, listing = _request(url, token=token)
+    assert status == 200, listing
+    assert [item["uuid"] for item in listing["items"]] == [created["uuid"]]
+
+    status, refused = _request(url)
+    assert status == 401, refused
+    assert refused["errors"] == ["Not logged in"]

@@ -1,0 +1,111 @@
+"""Wire details clients rely on (spec §5, §9, §15.7): CORS, request ids, errors, paths."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+URL = "/arvados/v1/job_tasks"
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, PUT, POST, DELETE",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Max-Age": "86486400",
+}
+
+pytestmark = pytest.mark.django_db
+
+
+def assert_cors(response) -> None:
+    for header, value in CORS.items():
+        assert response[header] == value
+
+
+def test_success_and_error_responses_carry_cors_headers(alice, anon):
+    assert_cors(alice.client.get(URL))
+    assert_cors(anon.get(URL))
+    assert_cors(alice.client.get(f"{URL}/zzzzz-ot0gb-000000000000000"))
+
+
+@pytest.mark.parametrize("path", [URL, f"{URL}/zzzzz-ot0gb-000000000000000", "/arvados/v1/x"])
+def test_options_is_200_empty_without_authentication(anon, path):
+    response = anon.options(path)
+    assert response.status_code == 200
+    assert response.content == b""
+    assert_cors(response)
+
+
+def test_request_id_is_echoed_when_given(alice):
+    response = alice.client.get(URL, HTTP_X_REQUEST_ID="my-request-42")
+    assert response["X-Request-Id"] == "my-request-42"
+
+
+@pytest.mark.parametrize("given", [None, "", "x" * 1025])
+def test_request_id_is_generated_otherwise(alice, given):
+    extra = {} if given is None else {"HTTP_X_REQUEST_ID": given}
+    response = alice.client.get(URL, **extra)
+    assert re.match(r"^req-[0-9a-z]{20}$", response["X-Request-Id"])
+
+
+@pytest.mark.parametrize(
+    "path", ["/arvados/v1/nothing", "/arvados/v1/job_tasks/x/y", "/arvados/v1", "/arvados/v1/"]
+)
+def test_unknown_paths_are_404_path_not_found(alice, path):
+    response = alice.client.get(path)
+    assert response.status_code == 404
+    assert response.json()["errors"] == ["Path not found"]
+    assert re.match(r"^\d+\+[0-9a-f]{8}$", response.json()["error_token"])
+
+
+def test_wrong_method_is_405_in_the_envelope(alice):
+    response = alice.client.put(URL, {}, format="json")
+    assert response.status_code == 405
+    assert "errors" in response.json()
+
+
+def test_json_is_answered_whatever_accept_says(alice):
+    response = alice.client.get(URL, HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+
+
+def test_oversized_body_is_413_in_the_envelope(settings, alice):
+    settings.JOB_TASKS = {"MAX_BODY_BYTES": 100}
+    response = alice.client.post(
+        URL, data='{"job_task": {"output": "' + "x" * 200 + '"}}', content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert "larger than 100 bytes" in response.json()["errors"][0]
+
+
+def test_unsupported_media_type_is_415_in_the_envelope(alice):
+    response = alice.client.post(URL, data="sequence=1", content_type="text/plain")
+    assert response.status_code == 415
+    assert "errors" in response.json()
+
+
+def test_big_integers_in_parameters_round_trip(alice):
+    big = 2**70
+    response = alice.client.post(
+        URL,
+        data='{"job_task": {"parameters": {"n": %d}}}' % big,
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["parameters"]["n"] == big
+    uuid = response.json()["uuid"]
+    assert alice.client.get(f"{URL}/{uuid}").json()["parameters"]["n"] == big
+
+
+def test_deeply_nested_json_is_422_not_500(alice):
+    body = '{"job_task": {"parameters": ' + '{"a": ' * 100_000 + "1" + "}" * 100_002
+    response = alice.client.post(URL, data=body, content_type="application/json")
+    assert response.status_code == 422
+
+
+def test_nan_is_not_json(alice):
+    response = alice.client.post(
+        URL, data='{"job_task": {"progress": NaN}}', content_type="application/json"
+    )
+    assert response.status_code == 422
