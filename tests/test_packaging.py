@@ -294,9 +294,7 @@ def test_fresh_project_serves_the_api(migrated: FreshProject, server: str) -> No
     assert token
 
     url = server + API_PATH
-    status, created = _request(
-        url, method="POST", token=token, body={"job_task": {"sequence": 1}}
-    )
+    status, created = _request(url, method="POST", token=token, body={"job_task": {"sequence": 1}})
     assert status == 200, created
     assert created["kind"] == "arvados#jobTask"
     assert created["sequence"] == 1

@@ -1,0 +1,84 @@
+"""``manage.py job_tasks_token`` (spec §15.2) and the reference project's ``demo_setup``."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+from job_tasks.identities import is_manager
+from job_tasks.models import ApiToken
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out, err = StringIO(), StringIO()
+    call_command("job_tasks_token", *args, stdout=out, stderr=err)
+    assert err.getvalue() == ""
+    return out.getvalue()
+
+
+def test_prints_exactly_one_working_token_and_nothing_else():
+    get_user_model().objects.create_user("carol")
+
+    output = run("carol")
+
+    lines = output.splitlines()
+    assert len(lines) == 1
+    token = lines[0]
+    assert token.startswith("v2/zzzzz-gj3su-")
+    response = APIClient().get("/arvados/v1/job_tasks", {"api_token": token})
+    assert response.status_code == 200
+
+
+def test_each_run_issues_a_new_token():
+    get_user_model().objects.create_user("carol")
+    assert run("carol") != run("carol")
+    assert ApiToken.objects.filter(user__username="carol").count() == 2
+
+
+def test_unknown_user_without_create_user_fails():
+    with pytest.raises(CommandError, match="--create-user"):
+        run("nobody")
+    assert not get_user_model().objects.filter(username="nobody").exists()
+
+
+def test_create_user_manager_and_superuser_flags():
+    run("dispatcher", "--create-user", "--manager")
+    run("root", "--create-user", "--superuser")
+    run("plain", "--create-user")
+
+    users = get_user_model().objects
+    assert is_manager(users.get(username="dispatcher"))
+    assert not users.get(username="dispatcher").is_superuser
+    assert users.get(username="root").is_superuser
+    assert not is_manager(users.get(username="plain"))
+
+
+def test_expires_in_sets_an_expiry_and_refuses_nonsense():
+    run("carol", "--create-user", "--expires-in", "60")
+    assert ApiToken.objects.get(user__username="carol").expires_at is not None
+    with pytest.raises(CommandError):
+        run("carol", "--expires-in", "0")
+
+
+def test_demo_setup_prints_tokens_and_urls(settings):
+    settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "jobtasks_project"]
+    out = StringIO()
+    call_command("demo_setup", "--base-url", "http://example.test:8000", stdout=out)
+
+    text = out.getvalue()
+    assert "http://example.test:8000/arvados/v1/job_tasks" in text
+    assert "http://example.test:8000/admin/" in text
+    assert "http://example.test:8000/api/docs/" in text
+    tokens = [line.split("token: ")[1] for line in text.splitlines() if "token: " in line]
+    assert len(tokens) == 2
+    for token in tokens:
+        assert APIClient().get("/arvados/v1/job_tasks", {"api_token": token}).status_code == 200
+    manager = get_user_model().objects.get(username="demo-manager")
+    assert is_manager(manager)
+    assert not is_manager(get_user_model().objects.get(username="demo-user"))
