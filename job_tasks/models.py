@@ -69,9 +69,7 @@ class JobTask(models.Model):
     )
     modified_at = models.DateTimeField(_("modified at"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-    job_uuid = models.CharField(
-        _("job uuid"), max_length=uuids.UUID_LENGTH, null=True, blank=True
-    )
+    job_uuid = models.CharField(_("job uuid"), max_length=uuids.UUID_LENGTH, null=True, blank=True)
     created_by_job_task_uuid = models.CharField(
         _("created by job task uuid"), max_length=uuids.UUID_LENGTH, null=True, blank=True
     )
@@ -108,9 +106,7 @@ class JobTask(models.Model):
         indexes = [
             models.Index(fields=["owner_uuid"], name="job_tasks_owner_idx"),
             models.Index(fields=["job_uuid", "sequence"], name="job_tasks_job_seq_idx"),
-            models.Index(
-                fields=["created_by_job_task_uuid"], name="job_tasks_created_by_idx"
-            ),
+            models.Index(fields=["created_by_job_task_uuid"], name="job_tasks_created_by_idx"),
             models.Index(fields=["sequence"], name="job_tasks_sequence_idx"),
             models.Index(fields=["qsequence"], name="job_tasks_qsequence_idx"),
             models.Index(fields=["success"], name="job_tasks_success_idx"),
@@ -227,7 +223,11 @@ class GroupIdentity(models.Model):
 
 
 def hash_secret(secret: str) -> str:
-    """SHA-256 of a token secret. Secrets are 256 random bits, so no salt or stretching is needed."""
+    """SHA-256 of a token secret.
+
+    Secrets are 256 random bits, so no salt or key stretching is needed: there is
+    nothing to guess, unlike a password.
+    """
     return hashlib.sha256(secret.encode()).hexdigest()
 
 

@@ -39,9 +39,7 @@ def _check_uuid_format(uuid: str) -> None:
         raise InvalidRequest(f"Uuid not a valid Arvados uuid '{uuid}'")
     infix = uuids.infix_of(uuid)
     if infix != uuids.JOB_TASK_INFIX:
-        raise InvalidRequest(
-            f"Uuid type field is '{infix}', expected '{uuids.JOB_TASK_INFIX}'"
-        )
+        raise InvalidRequest(f"Uuid type field is '{infix}', expected '{uuids.JOB_TASK_INFIX}'")
 
 
 def _check_owner(actor: Actor, owner_uuid: Any, *, changing_from: str | None) -> None:
@@ -68,11 +66,7 @@ def _check_owner(actor: Actor, owner_uuid: Any, *, changing_from: str | None) ->
 
 
 def _may_write_owner(actor: Actor, owner_uuid: str) -> bool:
-    return (
-        actor.sees_everything
-        or owner_uuid == actor.uuid
-        or owner_uuid in actor.group_uuids
-    )
+    return actor.sees_everything or owner_uuid == actor.uuid or owner_uuid in actor.group_uuids
 
 
 def _check_references(actor: Actor, attrs: dict[str, Any]) -> JobTask | None:
@@ -90,7 +84,10 @@ def _check_references(actor: Actor, attrs: dict[str, Any]) -> JobTask | None:
 
 
 def create_task(actor: Actor, attrs: dict[str, Any], *, using: str = "default") -> JobTask:
-    """Create a task from type-checked ``attrs`` (spec §6.5): validate, then permissions, then insert."""
+    """Create a task from type-checked ``attrs`` (spec §6.5).
+
+    Order of checks: validation (422), then permissions (403), then the insert.
+    """
     _require_active(actor)
     attrs = dict(attrs)
     uuid = attrs.pop("uuid", None)
@@ -136,9 +133,7 @@ def update_task(
     with transaction.atomic(using=using):
         task = get_task(actor, uuid, for_update=True)
         _require_active(actor)
-        changes = {
-            name: value for name, value in attrs.items() if getattr(task, name) != value
-        }
+        changes = {name: value for name, value in attrs.items() if getattr(task, name) != value}
         if "uuid" in changes:
             if not actor.is_admin:
                 raise InvalidRequest("Uuid change not permitted")
@@ -151,7 +146,7 @@ def update_task(
             _check_owner(actor, changes["owner_uuid"], changing_from=task.owner_uuid)
         if not changes:
             return task
-        failed_now = changes.get("success", None) is False
+        failed_now = changes.get("success") is False
         for name, value in changes.items():
             setattr(task, name, value)
         task.modified_at = timezone.now()

@@ -105,13 +105,9 @@ def job_task_attributes(request: Request, params: Mapping[str, Any]) -> dict[str
             raw = {key: value for key, value in request.data.items() if key in COLUMN_NAMES}
         else:
             raw = {}
-    unknown = sorted(
-        key for key in raw if key not in IGNORED_ATTRIBUTES and key not in _writable()
-    )
+    unknown = sorted(key for key in raw if key not in IGNORED_ATTRIBUTES and key not in _writable())
     if unknown:
-        raise InvalidRequest(
-            *(f"unknown attribute '{key}' for JobTask." for key in unknown)
-        )
+        raise InvalidRequest(*(f"unknown attribute '{key}' for JobTask." for key in unknown))
     return {key: value for key, value in raw.items() if key not in IGNORED_ATTRIBUTES}
 
 

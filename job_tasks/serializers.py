@@ -57,9 +57,7 @@ class StrictIntegerField(serializers.Field):
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, (int, str)):
-            raise serializers.ValidationError(
-                f"must be an integer, not {type(data).__name__}."
-            )
+            raise serializers.ValidationError(f"must be an integer, not {type(data).__name__}.")
         if isinstance(data, str):
             if not _INTEGER_RE.match(data.strip()):
                 raise serializers.ValidationError(f"must be an integer, not '{data}'.")

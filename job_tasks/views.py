@@ -39,7 +39,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
     "Access-Control-Max-Age": "86486400",
 }
-_BOOLEAN_SPELLINGS = {True: True, False: False, "true": True, "false": False, 1: True, 0: False}
+_BOOLEAN_SPELLINGS = frozenset({"true", "false", "1", "0"})
 
 
 def request_id(request: HttpRequest) -> str:
@@ -182,8 +182,9 @@ def _check_boolean(params: dict[str, Any], name: str) -> None:
     value = params.get(name)
     if value is None:
         return
-    key = value.lower() if isinstance(value, str) else value
-    if isinstance(key, bool) or key in _BOOLEAN_SPELLINGS:
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return
+    if isinstance(value, str) and value.lower() in _BOOLEAN_SPELLINGS:
         return
     raise InvalidRequest(f"{name} parameter must be a boolean, true or false")
 
@@ -198,4 +199,3 @@ class PathNotFoundView(ArvadosAPIView):
         raise NotFound("Path not found")
 
     get = post = put = patch = delete = head = _not_found
-

@@ -31,9 +31,7 @@ def test_group_members_share_tasks_owned_by_the_group(alice, bob):
     alice.user.groups.add(group)
     bob.user.groups.add(group)
 
-    created = alice.client.post(
-        URL, {"job_task": {"owner_uuid": group_uuid(group)}}, format="json"
-    )
+    created = alice.client.post(URL, {"job_task": {"owner_uuid": group_uuid(group)}}, format="json")
 
     assert created.status_code == 200, created.content
     uuid = created.json()["uuid"]
@@ -127,9 +125,7 @@ def test_changing_the_uuid_is_admin_only(alice, admin, make_task):
     refused = alice.client.put(f"{URL}/{task.uuid}", {"job_task": {"uuid": new}}, format="json")
     assert refused.status_code == 422
     assert "Uuid change not permitted" in refused.json()["errors"][0]
-    same = alice.client.put(
-        f"{URL}/{task.uuid}", {"job_task": {"uuid": task.uuid}}, format="json"
-    )
+    same = alice.client.put(f"{URL}/{task.uuid}", {"job_task": {"uuid": task.uuid}}, format="json")
     assert same.status_code == 200
     changed = admin.client.put(f"{URL}/{task.uuid}", {"job_task": {"uuid": new}}, format="json")
     assert changed.status_code == 200

@@ -89,7 +89,7 @@ def test_big_integers_in_parameters_round_trip(alice):
     big = 2**70
     response = alice.client.post(
         URL,
-        data='{"job_task": {"parameters": {"n": %d}}}' % big,
+        data=f'{{"job_task": {{"parameters": {{"n": {big}}}}}}}',
         content_type="application/json",
     )
     assert response.status_code == 200, response.content

@@ -26,95 +26,241 @@ def drop_qsequence_counter(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Counter',
+            name="Counter",
             fields=[
-                ('name', models.CharField(max_length=64, primary_key=True, serialize=False, verbose_name='name')),
-                ('value', models.BigIntegerField(verbose_name='last value')),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=64, primary_key=True, serialize=False, verbose_name="name"
+                    ),
+                ),
+                ("value", models.BigIntegerField(verbose_name="last value")),
             ],
             options={
-                'verbose_name': 'counter',
-                'verbose_name_plural': 'counters',
+                "verbose_name": "counter",
+                "verbose_name_plural": "counters",
             },
         ),
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uuid', models.CharField(max_length=27, unique=True, verbose_name='uuid')),
-                ('secret_hash', models.CharField(editable=False, max_length=64, unique=True, verbose_name='secret hash')),
-                ('description', models.CharField(blank=True, max_length=200, verbose_name='description')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('expires_at', models.DateTimeField(blank=True, null=True, verbose_name='expires at')),
-                ('revoked_at', models.DateTimeField(blank=True, null=True, verbose_name='revoked at')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='job_tasks_tokens', to=settings.AUTH_USER_MODEL, verbose_name='user')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("uuid", models.CharField(max_length=27, unique=True, verbose_name="uuid")),
+                (
+                    "secret_hash",
+                    models.CharField(
+                        editable=False, max_length=64, unique=True, verbose_name="secret hash"
+                    ),
+                ),
+                (
+                    "description",
+                    models.CharField(blank=True, max_length=200, verbose_name="description"),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                (
+                    "expires_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="expires at"),
+                ),
+                (
+                    "revoked_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="revoked at"),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="job_tasks_tokens",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'API token',
-                'verbose_name_plural': 'API tokens',
+                "verbose_name": "API token",
+                "verbose_name_plural": "API tokens",
             },
         ),
         migrations.CreateModel(
-            name='GroupIdentity',
+            name="GroupIdentity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uuid', models.CharField(max_length=27, unique=True, verbose_name='uuid')),
-                ('group', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='job_tasks_identity', to='auth.group', verbose_name='group')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("uuid", models.CharField(max_length=27, unique=True, verbose_name="uuid")),
+                (
+                    "group",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="job_tasks_identity",
+                        to="auth.group",
+                        verbose_name="group",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'group identity',
-                'verbose_name_plural': 'group identities',
+                "verbose_name": "group identity",
+                "verbose_name_plural": "group identities",
             },
         ),
         migrations.CreateModel(
-            name='JobTask',
+            name="JobTask",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('uuid', models.CharField(max_length=27, unique=True, verbose_name='uuid')),
-                ('owner_uuid', models.CharField(max_length=27, verbose_name='owner uuid')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('modified_by_client_uuid', models.CharField(blank=True, max_length=27, null=True, verbose_name='modified by client uuid')),
-                ('modified_by_user_uuid', models.CharField(blank=True, max_length=27, null=True, verbose_name='modified by user uuid')),
-                ('modified_at', models.DateTimeField(blank=True, null=True, verbose_name='modified at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('job_uuid', models.CharField(blank=True, max_length=27, null=True, verbose_name='job uuid')),
-                ('created_by_job_task_uuid', models.CharField(blank=True, max_length=27, null=True, verbose_name='created by job task uuid')),
-                ('sequence', models.IntegerField(blank=True, help_text='Execution level: a task cannot run until every task of its job with a lower sequence has completed.', null=True, verbose_name='sequence')),
-                ('qsequence', models.BigIntegerField(blank=True, help_text='Order of arrival, 0-based.', null=True, verbose_name='qsequence')),
-                ('parameters', models.JSONField(blank=True, default=dict, verbose_name='parameters')),
-                ('output', models.TextField(blank=True, null=True, verbose_name='output')),
-                ('progress', models.FloatField(blank=True, null=True, verbose_name='progress')),
-                ('success', models.BooleanField(blank=True, help_text='Null while the task has neither succeeded nor failed permanently.', null=True, verbose_name='success')),
-                ('started_at', models.DateTimeField(blank=True, null=True, verbose_name='started at')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished at')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("uuid", models.CharField(max_length=27, unique=True, verbose_name="uuid")),
+                ("owner_uuid", models.CharField(max_length=27, verbose_name="owner uuid")),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                (
+                    "modified_by_client_uuid",
+                    models.CharField(
+                        blank=True, max_length=27, null=True, verbose_name="modified by client uuid"
+                    ),
+                ),
+                (
+                    "modified_by_user_uuid",
+                    models.CharField(
+                        blank=True, max_length=27, null=True, verbose_name="modified by user uuid"
+                    ),
+                ),
+                (
+                    "modified_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="modified at"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "job_uuid",
+                    models.CharField(blank=True, max_length=27, null=True, verbose_name="job uuid"),
+                ),
+                (
+                    "created_by_job_task_uuid",
+                    models.CharField(
+                        blank=True,
+                        max_length=27,
+                        null=True,
+                        verbose_name="created by job task uuid",
+                    ),
+                ),
+                (
+                    "sequence",
+                    models.IntegerField(
+                        blank=True,
+                        help_text="Execution level: a task cannot run until every task of its job with a lower sequence has completed.",
+                        null=True,
+                        verbose_name="sequence",
+                    ),
+                ),
+                (
+                    "qsequence",
+                    models.BigIntegerField(
+                        blank=True,
+                        help_text="Order of arrival, 0-based.",
+                        null=True,
+                        verbose_name="qsequence",
+                    ),
+                ),
+                (
+                    "parameters",
+                    models.JSONField(blank=True, default=dict, verbose_name="parameters"),
+                ),
+                ("output", models.TextField(blank=True, null=True, verbose_name="output")),
+                ("progress", models.FloatField(blank=True, null=True, verbose_name="progress")),
+                (
+                    "success",
+                    models.BooleanField(
+                        blank=True,
+                        help_text="Null while the task has neither succeeded nor failed permanently.",
+                        null=True,
+                        verbose_name="success",
+                    ),
+                ),
+                (
+                    "started_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="started at"),
+                ),
+                (
+                    "finished_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="finished at"),
+                ),
             ],
             options={
-                'verbose_name': 'job task',
-                'verbose_name_plural': 'job tasks',
-                'permissions': [('manage_job_tasks', 'Can act as job manager')],
-                'indexes': [models.Index(fields=['owner_uuid'], name='job_tasks_owner_idx'), models.Index(fields=['job_uuid', 'sequence'], name='job_tasks_job_seq_idx'), models.Index(fields=['created_by_job_task_uuid'], name='job_tasks_created_by_idx'), models.Index(fields=['sequence'], name='job_tasks_sequence_idx'), models.Index(fields=['qsequence'], name='job_tasks_qsequence_idx'), models.Index(fields=['success'], name='job_tasks_success_idx'), models.Index(fields=['-modified_at', 'uuid'], name='job_tasks_default_order_idx'), models.Index(fields=['created_at', 'uuid'], name='job_tasks_created_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('progress__isnull', True), models.Q(('progress__gte', 0), ('progress__lte', 1)), _connector='OR'), name='job_tasks_progress_range')],
+                "verbose_name": "job task",
+                "verbose_name_plural": "job tasks",
+                "permissions": [("manage_job_tasks", "Can act as job manager")],
+                "indexes": [
+                    models.Index(fields=["owner_uuid"], name="job_tasks_owner_idx"),
+                    models.Index(fields=["job_uuid", "sequence"], name="job_tasks_job_seq_idx"),
+                    models.Index(
+                        fields=["created_by_job_task_uuid"], name="job_tasks_created_by_idx"
+                    ),
+                    models.Index(fields=["sequence"], name="job_tasks_sequence_idx"),
+                    models.Index(fields=["qsequence"], name="job_tasks_qsequence_idx"),
+                    models.Index(fields=["success"], name="job_tasks_success_idx"),
+                    models.Index(
+                        fields=["-modified_at", "uuid"], name="job_tasks_default_order_idx"
+                    ),
+                    models.Index(fields=["created_at", "uuid"], name="job_tasks_created_idx"),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("progress__isnull", True),
+                            models.Q(("progress__gte", 0), ("progress__lte", 1)),
+                            _connector="OR",
+                        ),
+                        name="job_tasks_progress_range",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='UserIdentity',
+            name="UserIdentity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uuid', models.CharField(max_length=27, unique=True, verbose_name='uuid')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='job_tasks_identity', to=settings.AUTH_USER_MODEL, verbose_name='user')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("uuid", models.CharField(max_length=27, unique=True, verbose_name="uuid")),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="job_tasks_identity",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'user identity',
-                'verbose_name_plural': 'user identities',
+                "verbose_name": "user identity",
+                "verbose_name_plural": "user identities",
             },
         ),
         migrations.RunPython(create_qsequence_counter, drop_qsequence_counter),

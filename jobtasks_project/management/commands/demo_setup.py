@@ -16,7 +16,10 @@ DEMO_PASSWORD = "demo"
 
 
 class Command(BaseCommand):
-    help = "Create (or reset) the demo users, issue them new tokens and print how to reach the service."
+    help = (
+        "Create (or reset) the demo users, issue them new tokens and print how to "
+        "reach the service."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
@@ -43,7 +46,8 @@ class Command(BaseCommand):
             "",
             "django-job-tasks demo",
             f"  API:    {base}/arvados/v1/job_tasks",
-            f"  Admin:  {base}/admin/   (demo-manager / {DEMO_PASSWORD}, demo-user / {DEMO_PASSWORD})",
+            f"  Admin:  {base}/admin/",
+            f"          log in as demo-manager or demo-user, password {DEMO_PASSWORD!r}",
             f"  Docs:   {base}/api/docs/   (OpenAPI schema: {base}/api/schema/)",
             "",
             f"  demo-manager (job manager) {user_uuid(manager)}",
@@ -53,7 +57,8 @@ class Command(BaseCommand):
             "",
             "  Try:",
             f"    curl -s -H 'Authorization: Bearer {user_token}' \\",
-            f"         -d '{{\"job_task\": {{\"sequence\": 0}}}}' -H 'Content-Type: application/json' \\",
+            "         -H 'Content-Type: application/json' \\",
+            '         -d \'{"job_task": {"sequence": 0}}\' \\',
             f"         {base}/arvados/v1/job_tasks",
             f"    curl -s -H 'Authorization: Bearer {user_token}' {base}/arvados/v1/job_tasks",
             "",
