@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "job_tasks",
     "jobtasks_project",
 ]
@@ -112,6 +114,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 JOB_TASKS = {
     "CLUSTER_ID": os.environ.get("JOB_TASKS_CLUSTER_ID", "zzzzz"),
+}
+
+# The reference project publishes an OpenAPI schema and Swagger UI (served from
+# the sidecar package: no CDN needed).
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-job-tasks",
+    "DESCRIPTION": "The Arvados job_tasks REST API (v1).",
+    "VERSION": "v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {
