@@ -1,21 +1,42 @@
-"""Domain operations on job tasks: find, create, update, delete.
+"""Domain operations on job tasks: find, plan, create, update, delete.
 
 Every entry point (the API, the admin, management commands) goes through these
 functions, so each rule lives in one place. They take an ``Actor`` and plain,
 already type-checked attribute dicts, and raise ``errors.*`` (never HTTP).
+
+A write happens in two steps. ``plan_create`` / ``plan_update`` validate the request
+against the database (uuids, owners, references: 422) and describe it as a
+``Write``; ``rules.refusals`` then says whether the actor may do it (403); finally
+``save_create`` / ``save_update`` perform it. The DRF permission classes look at the
+same ``Write`` between the steps. ``create_task`` / ``update_task`` run all three.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import uuids
+from . import rules, uuids
 from .errors import InvalidRequest, NotFound, PermissionRefused
 from .identities import Actor
 from .models import GroupIdentity, JobTask, UserIdentity, next_qsequence
+
+
+@dataclass
+class Write:
+    """A validated create (``task`` is None) or update of ``task``.
+
+    ``changes`` holds the attributes that will be stored: for a create every given
+    attribute plus the defaults filled in; for an update only those whose value
+    really changes. ``parent`` is the task named by a new ``created_by_job_task_uuid``.
+    """
+
+    task: JobTask | None
+    changes: dict[str, Any] = field(default_factory=dict)
+    parent: JobTask | None = None
 
 
 def get_task(actor: Actor, uuid: str, *, for_update: bool = False) -> JobTask:
@@ -29,11 +50,6 @@ def get_task(actor: Actor, uuid: str, *, for_update: bool = False) -> JobTask:
     return task
 
 
-def _require_active(actor: Actor) -> None:
-    if not actor.user.is_active:
-        raise PermissionRefused("#<ArvadosModel::PermissionDeniedError: user is inactive>")
-
-
 def _check_uuid_format(uuid: str) -> None:
     if not uuids.is_uuid(uuid):
         raise InvalidRequest(f"Uuid not a valid Arvados uuid '{uuid}'")
@@ -42,8 +58,14 @@ def _check_uuid_format(uuid: str) -> None:
         raise InvalidRequest(f"Uuid type field is '{infix}', expected '{uuids.JOB_TASK_INFIX}'")
 
 
-def _check_owner(actor: Actor, owner_uuid: Any, *, changing_from: str | None) -> None:
-    """``owner_uuid`` must be an existing user or group the caller may write (spec §15.2)."""
+def _check_new_uuid(uuid: str) -> None:
+    _check_uuid_format(uuid)
+    if JobTask.objects.filter(uuid=uuid).exists():
+        raise InvalidRequest(f"Uuid '{uuid}' is already in use")
+
+
+def _check_owner_exists(actor: Actor, owner_uuid: Any) -> None:
+    """``owner_uuid`` must name an existing user or group (422; spec §15.2)."""
     if not owner_uuid:
         raise InvalidRequest("Owner uuid can't be blank")
     infix = uuids.infix_of(owner_uuid) if uuids.is_uuid(owner_uuid) else None
@@ -55,99 +77,94 @@ def _check_owner(actor: Actor, owner_uuid: Any, *, changing_from: str | None) ->
         raise InvalidRequest("Owner uuid must be set to User or Group")
     if not exists:
         raise InvalidRequest(f"Owner uuid '{owner_uuid}' not found")
-    if not _may_write_owner(actor, owner_uuid):
-        raise PermissionRefused(
-            "Owner uuid cannot be set or changed without write permission on new owner"
-        )
-    if changing_from is not None and not _may_write_owner(actor, changing_from):
-        raise PermissionRefused(
-            "Owner uuid cannot be set or changed without write permission on old owner"
-        )
 
 
-def _may_write_owner(actor: Actor, owner_uuid: str) -> bool:
-    return actor.sees_everything or owner_uuid == actor.uuid or owner_uuid in actor.group_uuids
-
-
-def _check_references(actor: Actor, attrs: dict[str, Any]) -> JobTask | None:
-    """``created_by_job_task_uuid`` must name a task the caller can read (spec §15.3).
-
-    Returns that task, or None when the attribute is absent or null.
-    """
-    parent_uuid = attrs.get("created_by_job_task_uuid")
-    if parent_uuid is None:
-        return None
+def _readable_parent(actor: Actor, parent_uuid: str) -> JobTask:
+    """``created_by_job_task_uuid`` must name a task the caller can read (422; §15.3)."""
     parent = JobTask.objects.visible_to(actor).filter(uuid=parent_uuid).first()
     if parent is None:
         raise InvalidRequest(f"Created by job task uuid '{parent_uuid}' not found")
     return parent
 
 
-def create_task(actor: Actor, attrs: dict[str, Any], *, using: str = "default") -> JobTask:
-    """Create a task from type-checked ``attrs`` (spec §6.5).
-
-    Order of checks: validation (422), then permissions (403), then the insert.
-    """
-    _require_active(actor)
-    attrs = dict(attrs)
-    uuid = attrs.pop("uuid", None)
+def plan_create(actor: Actor, attrs: dict[str, Any]) -> Write:
+    """Validate a create against the database and fill in its defaults (spec §6.5)."""
+    changes = dict(attrs)
+    uuid = changes.pop("uuid", None)
     if uuid:
         if not actor.is_admin:
             raise InvalidRequest("Uuid assignment not permitted")
-        _check_uuid_format(uuid)
-    else:
-        uuid = uuids.new_uuid(uuids.JOB_TASK_INFIX)
-    owner_uuid = attrs.pop("owner_uuid", None) or actor.uuid
+        _check_new_uuid(uuid)
+        changes["uuid"] = uuid
+    changes["owner_uuid"] = changes.get("owner_uuid") or actor.uuid
+    parent = None
+    if changes.get("created_by_job_task_uuid") is not None:
+        parent = _readable_parent(actor, changes["created_by_job_task_uuid"])
+        changes.setdefault("job_uuid", parent.job_uuid)  # follow-up work stays in its job
+    _check_owner_exists(actor, changes["owner_uuid"])
+    return Write(task=None, changes=changes, parent=parent)
+
+
+def plan_update(actor: Actor, task: JobTask, attrs: dict[str, Any]) -> Write:
+    """Validate an update of ``task`` against the database (spec §6.6).
+
+    Only attributes whose value really changes count, so sending a value unchanged
+    is never refused.
+    """
+    changes = {name: value for name, value in attrs.items() if getattr(task, name) != value}
+    if "uuid" in changes:
+        if not actor.is_admin:
+            raise InvalidRequest("Uuid change not permitted")
+        _check_new_uuid(changes["uuid"] or "")
+    parent = None
+    if changes.get("created_by_job_task_uuid") is not None:
+        parent = _readable_parent(actor, changes["created_by_job_task_uuid"])
+    if "owner_uuid" in changes:
+        _check_owner_exists(actor, changes["owner_uuid"])
+    return Write(task=task, changes=changes, parent=parent)
+
+
+def _refuse(actor: Actor, write: Write) -> None:
+    reasons = rules.refusals(actor, write)
+    if reasons:
+        raise PermissionRefused(*reasons)
+
+
+def save_create(actor: Actor, write: Write, *, using: str = "default") -> JobTask:
+    """Insert a planned task. Re-checks ``rules`` first (they are cheap and pure)."""
+    _refuse(actor, write)
+    changes = dict(write.changes)
+    now = timezone.now()
+    task = JobTask(
+        uuid=changes.pop("uuid", None) or uuids.new_uuid(uuids.JOB_TASK_INFIX),
+        created_at=now,
+        modified_at=now,
+        modified_by_user_uuid=actor.uuid,
+        **changes,
+    )
     with transaction.atomic(using=using):
-        _check_references(actor, attrs)
-        _check_owner(actor, owner_uuid, changing_from=None)
-        now = timezone.now()
-        task = JobTask(
-            uuid=uuid,
-            owner_uuid=owner_uuid,
-            created_at=now,
-            modified_at=now,
-            modified_by_user_uuid=actor.uuid,
-            **attrs,
-        )
         if task.qsequence is None:
             task.qsequence = next_qsequence(using)
         try:
             with transaction.atomic(using=using):
                 task.save(force_insert=True, using=using)
         except IntegrityError:
-            if JobTask.objects.using(using).filter(uuid=uuid).exists():
-                raise InvalidRequest(f"Uuid '{uuid}' is already in use") from None
+            if JobTask.objects.using(using).filter(uuid=task.uuid).exists():
+                raise InvalidRequest(f"Uuid '{task.uuid}' is already in use") from None
             raise
     return task
 
 
-def update_task(
-    actor: Actor, uuid: str, attrs: dict[str, Any], *, using: str = "default"
-) -> JobTask:
-    """Apply type-checked ``attrs`` to the visible task ``uuid`` (spec §6.6).
-
-    Only attributes whose value really changes count: ``modified_at`` and
-    ``modified_by_*`` move only then, and sending a value unchanged is never refused.
-    """
+def save_update(actor: Actor, write: Write, *, using: str = "default") -> JobTask:
+    """Store a planned update. The task must be locked (``get_task(for_update=True)``)."""
+    _refuse(actor, write)
+    task = write.task
+    assert task is not None, "save_update needs a Write made by plan_update"
+    if not write.changes:
+        return task
+    failed_now = write.changes.get("success") is False
     with transaction.atomic(using=using):
-        task = get_task(actor, uuid, for_update=True)
-        _require_active(actor)
-        changes = {name: value for name, value in attrs.items() if getattr(task, name) != value}
-        if "uuid" in changes:
-            if not actor.is_admin:
-                raise InvalidRequest("Uuid change not permitted")
-            _check_uuid_format(changes["uuid"] or "")
-            if JobTask.objects.using(using).filter(uuid=changes["uuid"]).exists():
-                raise InvalidRequest(f"Uuid '{changes['uuid']}' is already in use")
-        if "created_by_job_task_uuid" in changes:
-            _check_references(actor, changes)
-        if "owner_uuid" in changes:
-            _check_owner(actor, changes["owner_uuid"], changing_from=task.owner_uuid)
-        if not changes:
-            return task
-        failed_now = changes.get("success") is False
-        for name, value in changes.items():
+        for name, value in write.changes.items():
             setattr(task, name, value)
         task.modified_at = timezone.now()
         task.modified_by_user_uuid = actor.uuid
@@ -155,6 +172,21 @@ def update_task(
         if failed_now:
             _delete_children(task, using=using)
     return task
+
+
+def create_task(actor: Actor, attrs: dict[str, Any], *, using: str = "default") -> JobTask:
+    """Validate (422), check permissions (403) and insert a task, in one transaction."""
+    with transaction.atomic(using=using):
+        return save_create(actor, plan_create(actor, attrs), using=using)
+
+
+def update_task(
+    actor: Actor, uuid: str, attrs: dict[str, Any], *, using: str = "default"
+) -> JobTask:
+    """Find (404), validate (422), check permissions (403) and update a task."""
+    with transaction.atomic(using=using):
+        task = get_task(actor, uuid, for_update=True)
+        return save_update(actor, plan_update(actor, task, attrs), using=using)
 
 
 def _delete_children(task: JobTask, *, using: str) -> None:
@@ -171,8 +203,17 @@ def delete_task(actor: Actor, uuid: str, *, using: str = "default") -> JobTask:
     """Delete the visible task ``uuid``; return it as it was (spec §6.7)."""
     with transaction.atomic(using=using):
         task = get_task(actor, uuid, for_update=True)
-        _require_active(actor)
-        pk = task.pk
-        task.delete(using=using)
-        task.pk = pk
+        return save_delete(actor, task, using=using)
+
+
+def save_delete(actor: Actor, task: JobTask, *, using: str = "default") -> JobTask:
+    """Delete a (locked) task the actor may write; return it as it was."""
+    reasons = [rules.inactive_refusal(actor)]
+    if not rules.may_write_task(actor, task):
+        reasons.append(rules.NOT_WRITABLE)
+    if any(reasons):
+        raise PermissionRefused(*(reason for reason in reasons if reason))
+    pk = task.pk
+    task.delete(using=using)
+    task.pk = pk
     return task

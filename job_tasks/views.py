@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponseBase
 from rest_framework import viewsets
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -27,7 +28,7 @@ from .filters import parse_list_params, parse_select
 from .identities import Actor
 from .models import JobTask
 from .params import job_task_attributes, request_params
-from .permissions import IsActiveUser
+from .permissions import CanAssignOwner, CanSetManagerAttributes, CanWriteTask, IsActiveUser
 from .renderers import AlwaysJSON, ORJSONParser, ORJSONRenderer
 from .representation import columns_for, render_list, render_task
 from .serializers import JobTaskSerializer
@@ -104,8 +105,13 @@ class ArvadosAPIView(APIView):
 
     @property
     def actor(self) -> Actor:
-        auth = self.request.auth
-        return Actor.for_user(self.request.user, token_uuid=getattr(auth, "uuid", None))
+        """Who this request acts for (made once per request)."""
+        actor = getattr(self.request, "_job_tasks_actor", None)
+        if actor is None or actor.user is not self.request.user:
+            auth = self.request.auth
+            actor = Actor.for_user(self.request.user, token_uuid=getattr(auth, "uuid", None))
+            self.request._job_tasks_actor = actor
+        return actor
 
 
 class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
@@ -116,12 +122,48 @@ class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
 
     lookup_field = "uuid"
     lookup_value_regex = "[^/]+"
+    permission_classes = [
+        IsAuthenticated,
+        IsActiveUser,
+        CanWriteTask,
+        CanSetManagerAttributes,
+        CanAssignOwner,
+    ]
 
     def get_queryset(self) -> Any:
-        return JobTask.objects.visible_to(self.actor)
+        queryset = JobTask.objects.visible_to(self.actor)
+        if self.request.method not in ("GET", "HEAD"):
+            queryset = queryset.select_for_update()
+        return queryset
+
+    def get_write(self, task: JobTask | None) -> operations.Write:
+        """The planned create (``task`` None) or update of ``task``, validated (else 422).
+
+        Made once per request; the write permission classes inspect it.
+        """
+        write = getattr(self, "_write", None)
+        if write is None or write.task is not task:
+            params = self.get_params()
+            serializer = JobTaskSerializer(
+                data=job_task_attributes(self.request, params), partial=True
+            )
+            serializer.is_valid(raise_exception=True)
+            attrs = dict(serializer.validated_data)
+            if task is None:
+                write = operations.plan_create(self.actor, attrs)
+            else:
+                write = operations.plan_update(self.actor, task, attrs)
+            self._write = write
+        return write
+
+    def get_params(self) -> dict[str, Any]:
+        params = getattr(self, "_params", None)
+        if params is None:
+            params = self._params = request_params(self.request)
+        return params
 
     def list(self, request: Request) -> Response:
-        query = parse_list_params(request_params(request))
+        query = parse_list_params(self.get_params())
         queryset = query.filter(self.get_queryset())
         total = queryset.count() if query.count else None
         rows = queryset.order_by(*query.order_by).values(*columns_for(query.select))
@@ -139,36 +181,31 @@ class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
         )
 
     def retrieve(self, request: Request, uuid: str) -> Response:
-        select = parse_select(request_params(request).get("select"))
-        task = operations.get_task(self.actor, uuid)
-        return self._object_response(task, select)
+        select = parse_select(self.get_params().get("select"))
+        return self._object_response(self.get_object(), select)
 
     def create(self, request: Request) -> Response:
-        params = request_params(request)
+        params = self.get_params()
         _check_boolean(params, "ensure_unique_name")
-        attrs = self._validated_attributes(request, params)
         select = parse_select(params.get("select"))
-        task = operations.create_task(self.actor, attrs)
+        with transaction.atomic():
+            task = operations.save_create(self.actor, self.get_write(None))
         return self._object_response(task, select)
 
     def update(self, request: Request, uuid: str) -> Response:
-        params = request_params(request)
-        attrs = self._validated_attributes(request, params)
-        select = parse_select(params.get("select"))
-        task = operations.update_task(self.actor, uuid, attrs)
+        select = parse_select(self.get_params().get("select"))
+        with transaction.atomic():
+            task = self.get_object()  # locked; object permissions checked on the plan
+            task = operations.save_update(self.actor, self.get_write(task))
         return self._object_response(task, select)
 
     partial_update = update  # PUT is partial too: SDKs send only the changed attributes
 
     def destroy(self, request: Request, uuid: str) -> Response:
-        select = parse_select(request_params(request).get("select"))
-        task = operations.delete_task(self.actor, uuid)
+        select = parse_select(self.get_params().get("select"))
+        with transaction.atomic():
+            task = operations.save_delete(self.actor, self.get_object())
         return self._object_response(task, select)
-
-    def _validated_attributes(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
-        serializer = JobTaskSerializer(data=job_task_attributes(request, params), partial=True)
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
 
     def _object_response(self, task: JobTask, select: Any) -> Response:
         body = render_task(task, select)

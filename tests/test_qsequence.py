@@ -14,9 +14,9 @@ URL = "/arvados/v1/job_tasks"
 
 
 @pytest.mark.django_db
-def test_values_increase_with_arrival_across_jobs(alice):
+def test_values_increase_with_arrival_across_jobs(manager):
     values = [
-        alice.client.post(
+        manager.client.post(
             URL, {"job_task": {"job_uuid": f"zzzzz-8i9sb-{n:015d}"}}, format="json"
         ).json()["qsequence"]
         for n in range(5)
