@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import operations
+from . import operations, rules
 from .errors import JobTasksError
 from .identities import Actor
 from .models import ApiToken, JobTask
@@ -69,6 +69,11 @@ class JobTaskAdmin(admin.ModelAdmin):
     @admin.display(description=_("state"))
     def state(self, task: JobTask) -> str:
         return task.state
+
+    def get_readonly_fields(self, request: HttpRequest, obj: JobTask | None = None) -> Any:
+        if Actor.for_user(request.user).is_manager:
+            return SERVER_FIELDS
+        return (*SERVER_FIELDS, *rules.MANAGER_ATTRIBUTES)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JobTask]:
         return JobTask.objects.visible_to(Actor.for_user(request.user))

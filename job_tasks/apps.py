@@ -13,4 +13,9 @@ class JobTasksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from . import checks  # noqa: F401  (registers the system checks)
+        from .signals import create_manager_group
+
+        post_migrate.connect(create_manager_group, sender=self)

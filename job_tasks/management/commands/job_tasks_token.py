@@ -6,12 +6,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
 from job_tasks.models import ApiToken
+from job_tasks.signals import manager_group
 
 
 class Command(BaseCommand):
@@ -26,7 +26,9 @@ class Command(BaseCommand):
             "--create-user", action="store_true", help="Create the user if it does not exist."
         )
         parser.add_argument(
-            "--manager", action="store_true", help="Grant the user the job-manager role."
+            "--manager",
+            action="store_true",
+            help="Grant the user the job-manager role (adds them to the job managers group).",
         )
         parser.add_argument(
             "--superuser", action="store_true", help="Make the user a superuser (an admin)."
@@ -58,11 +60,7 @@ class Command(BaseCommand):
                 user.is_superuser = user.is_staff = True
                 user.save(update_fields=["is_superuser", "is_staff"])
             if options["manager"]:
-                user.user_permissions.add(
-                    Permission.objects.get(
-                        content_type__app_label="job_tasks", codename="manage_job_tasks"
-                    )
-                )
+                user.groups.add(manager_group())
             expires_at = (
                 timezone.now() + timedelta(seconds=expires_in) if expires_in is not None else None
             )

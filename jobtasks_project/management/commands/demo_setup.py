@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from job_tasks.identities import user_uuid
 from job_tasks.models import ApiToken
+from job_tasks.signals import manager_group
 
 DEMO_PASSWORD = "demo"
 
@@ -27,15 +27,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
         base = options["base_url"].rstrip("/")
-        manage = Permission.objects.get(
-            content_type__app_label="job_tasks", codename="manage_job_tasks"
-        )
         with transaction.atomic():
             manager, _ = User.objects.get_or_create(username="demo-manager")
             manager.is_staff = True
             manager.set_password(DEMO_PASSWORD)
             manager.save()
-            manager.user_permissions.add(manage)
+            manager.groups.add(manager_group())
             user, _ = User.objects.get_or_create(username="demo-user")
             user.is_staff = True
             user.set_password(DEMO_PASSWORD)
