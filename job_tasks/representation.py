@@ -61,17 +61,7 @@ def etag(row: Mapping[str, Any]) -> str:
 
     ``row`` holds the stored attributes with timestamps already formatted.
     """
-    values = [row[name] for name in STORED_ATTRIBUTES]
-    try:
-        dump = orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:  # integers beyond 64 bits in parameters
-        dump = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
-    number = int.from_bytes(hashlib.md5(dump, usedforsecurity=False).digest(), "big")
-    digits = []
-    while number:
-        number, digit = divmod(number, 36)
-        digits.append(_DIGITS[digit])
-    return "".join(reversed(digits)) or "0"
+    return _etag_of([row[name] for name in STORED_ATTRIBUTES])
 
 
 def columns_for(select: Sequence[str] | None) -> tuple[str, ...]:
@@ -139,3 +129,62 @@ def render_list(
     if items_available is not None:
         envelope["items_available"] = items_available
     return envelope
+
+
+def _etag_of(values: list[Any]) -> str:
+    """MD5 of the values' JSON, written in base 36."""
+    try:
+        dump = orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits in parameters
+        dump = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+    number = int.from_bytes(hashlib.md5(dump, usedforsecurity=False).digest(), "big")
+    digits = []
+    while number:
+        number, digit = divmod(number, 36)
+        digits.append(_DIGITS[digit])
+    return "".join(reversed(digits)) or "0"
+
+
+def system_user_uuid(cluster_id: str) -> str:
+    """The Arvados system user, owner of users and groups (``CCCCC-tpzed-000000000000000``)."""
+    return f"{cluster_id}-tpzed-{'0' * 15}"
+
+
+def render_user(user: Any, *, uuid: str, is_job_manager: bool, cluster_id: str) -> dict[str, Any]:
+    """An ``arvados#user`` object for any ``AUTH_USER_MODEL`` (fields it lacks are null)."""
+    email_field = user.get_email_field_name() if hasattr(user, "get_email_field_name") else None
+    body: dict[str, Any] = {
+        "href": f"/users/{uuid}",
+        "kind": "arvados#user",
+        "etag": "",
+        "uuid": uuid,
+        "owner_uuid": system_user_uuid(cluster_id),
+        "created_at": format_timestamp(getattr(user, "date_joined", None)),
+        "email": getattr(user, email_field, None) if email_field else None,
+        "username": user.get_username(),
+        "first_name": getattr(user, "first_name", None),
+        "last_name": getattr(user, "last_name", None),
+        "is_admin": bool(user.is_active and user.is_superuser),
+        "is_active": bool(user.is_active),
+        "is_job_manager": is_job_manager,
+    }
+    body["etag"] = _etag_of(list(body.values()))
+    return body
+
+
+def render_group(
+    name: str, uuid: str, *, is_manager_group: bool, cluster_id: str
+) -> dict[str, Any]:
+    """An ``arvados#group`` object for a Django group (a ``role`` group in Arvados terms)."""
+    body: dict[str, Any] = {
+        "href": f"/groups/{uuid}",
+        "kind": "arvados#group",
+        "etag": "",
+        "uuid": uuid,
+        "owner_uuid": system_user_uuid(cluster_id),
+        "name": name,
+        "group_class": "role",
+        "is_job_manager_group": is_manager_group,
+    }
+    body["etag"] = _etag_of(list(body.values()))
+    return body

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import operations
+from .app_settings import app_settings
 from .authentication import ApiTokenAuthentication
 from .errors import InvalidRequest, NotFound
 from .exceptions import exception_handler
@@ -30,7 +31,7 @@ from .models import JobTask
 from .params import job_task_attributes, request_params
 from .permissions import CanAssignOwner, CanSetManagerAttributes, CanWriteTask, IsActiveUser
 from .renderers import AlwaysJSON, ORJSONParser, ORJSONRenderer
-from .representation import columns_for, render_list, render_task
+from .representation import columns_for, render_list, render_task, render_user
 from .serializers import JobTaskSerializer
 from .uuids import base36
 
@@ -224,6 +225,26 @@ def _check_boolean(params: dict[str, Any], name: str) -> None:
     if isinstance(value, str) and value.lower() in _BOOLEAN_SPELLINGS:
         return
     raise InvalidRequest(f"{name} parameter must be a boolean, true or false")
+
+
+class CurrentUserView(ArvadosAPIView):
+    """``GET /arvados/v1/users/current``: the caller as an ``arvados#user``.
+
+    Inactive users may ask (and learn that they are inactive), as in Arvados.
+    """
+
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        actor = self.actor
+        return Response(
+            render_user(
+                request.user,
+                uuid=actor.uuid,
+                is_job_manager=actor.is_manager,
+                cluster_id=app_settings.CLUSTER_ID,
+            )
+        )
 
 
 class PathNotFoundView(ArvadosAPIView):
