@@ -144,6 +144,45 @@ class JobTask(models.Model):
         return "running" if self.started_at is not None else "todo"
 
 
+class AuditEvent(models.Model):
+    """One change to a job task, written in the same transaction as the change.
+
+    ``old_attributes`` / ``new_attributes`` hold the task's stored attributes (as
+    rendered on the wire) before and after; a create has no old, a delete no new.
+    Replaying a task's events in ``id`` order reproduces its row.
+    """
+
+    class Event(models.TextChoices):
+        CREATE = "create", _("create")
+        UPDATE = "update", _("update")
+        DELETE = "delete", _("delete")
+
+    id = models.BigAutoField(primary_key=True)
+    event_type = models.CharField(_("event type"), max_length=32, choices=Event.choices)
+    object_uuid = models.CharField(_("object uuid"), max_length=uuids.UUID_LENGTH)
+    user_uuid = models.CharField(
+        _("user uuid"), max_length=uuids.UUID_LENGTH, null=True, blank=True
+    )
+    token_uuid = models.CharField(
+        _("token uuid"), max_length=uuids.UUID_LENGTH, null=True, blank=True
+    )
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+    summary = models.CharField(_("summary"), max_length=200, blank=True)
+    old_attributes = models.JSONField(_("old attributes"), null=True, blank=True)
+    new_attributes = models.JSONField(_("new attributes"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        indexes = [
+            models.Index(fields=["object_uuid", "-id"], name="job_tasks_audit_object_idx"),
+            models.Index(fields=["created_at"], name="job_tasks_audit_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.object_uuid}"
+
+
 class Counter(models.Model):
     """A named counter, for databases without sequences (SQLite)."""
 

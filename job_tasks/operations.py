@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import rules, uuids
+from .audit import record, snapshot
 from .errors import InvalidRequest, NotFound, PermissionRefused
 from .identities import Actor
 from .models import GroupIdentity, JobTask, UserIdentity, next_qsequence
@@ -152,6 +153,7 @@ def save_create(actor: Actor, write: Write, *, using: str = "default") -> JobTas
             if JobTask.objects.using(using).filter(uuid=task.uuid).exists():
                 raise InvalidRequest(f"Uuid '{task.uuid}' is already in use") from None
             raise
+        record("create", task.uuid, actor, old=None, new=snapshot(task), using=using)
     return task
 
 
@@ -163,14 +165,16 @@ def save_update(actor: Actor, write: Write, *, using: str = "default") -> JobTas
     if not write.changes:
         return task
     failed_now = write.changes.get("success") is False
+    old_uuid, old = task.uuid, snapshot(task)
     with transaction.atomic(using=using):
         for name, value in write.changes.items():
             setattr(task, name, value)
         task.modified_at = timezone.now()
         task.modified_by_user_uuid = actor.uuid
         task.save(using=using)
+        record("update", old_uuid, actor, old=old, new=snapshot(task), using=using)
         if failed_now:
-            _delete_children(task, using=using)
+            _delete_children(actor, task, using=using)
     return task
 
 
@@ -189,14 +193,23 @@ def update_task(
         return save_update(actor, plan_update(actor, task, attrs), using=using)
 
 
-def _delete_children(task: JobTask, *, using: str) -> None:
+def _delete_children(actor: Actor, task: JobTask, *, using: str) -> None:
     """A task that fails takes the tasks it queued with it (spec §11.2, §15.5).
 
     Only direct children, whoever owns them: a retried task must not queue its
-    follow-up work twice.
+    follow-up work twice. Each deletion is audited, so it can be restored.
     """
-    for child in JobTask.objects.using(using).filter(created_by_job_task_uuid=task.uuid):
-        child.delete(using=using)
+    children = JobTask.objects.using(using).filter(created_by_job_task_uuid=task.uuid)
+    for child in children.select_for_update():
+        _delete(actor, child, using=using, summary=f"its parent {task.uuid} failed")
+
+
+def _delete(actor: Actor, task: JobTask, *, using: str, summary: str = "") -> None:
+    old = snapshot(task)
+    pk = task.pk
+    task.delete(using=using)
+    task.pk = pk
+    record("delete", task.uuid, actor, old=old, new=None, summary=summary, using=using)
 
 
 def delete_task(actor: Actor, uuid: str, *, using: str = "default") -> JobTask:
@@ -213,7 +226,6 @@ def save_delete(actor: Actor, task: JobTask, *, using: str = "default") -> JobTa
         reasons.append(rules.NOT_WRITABLE)
     if any(reasons):
         raise PermissionRefused(*(reason for reason in reasons if reason))
-    pk = task.pk
-    task.delete(using=using)
-    task.pk = pk
+    with transaction.atomic(using=using):
+        _delete(actor, task, using=using)
     return task

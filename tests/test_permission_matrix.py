@@ -84,7 +84,7 @@ def world(make_task: Any) -> World:
         "superuser": owner_task,
         "inactive": inactive_task,
     }
-    parent = {name: owner_parent for name in target}
+    parent = dict.fromkeys(target, owner_parent)
     parent["group_member"] = group_parent
     uuids = {name: user_uuid(user) for name, user in users.items()}
     return World(clients=clients, target=target, parent=parent, uuid=uuids)

@@ -1,0 +1,478 @@
+"""The Arvados discovery document (spec §14), which the Python SDK builds itself from.
+
+``GET /discovery/v1/apis/arvados/v1/rest`` (POST too) answers, without authentication,
+a Google-discovery ``restDescription`` of every resource and method the server offers.
+
+The document is assembled from a small registry: schemas (the shapes of objects) and
+:class:`DiscoveryMethod` entries (one per SDK method). Adding a method is one entry::
+
+    registry.add_methods(
+        DiscoveryMethod("job_tasks", "claim", "POST", "job_tasks/claim",
+                        "Claim the next runnable task.", response="JobTask"),
+    )
+
+and a resource with the usual CRUD methods is ``registry.add_schema(...)`` plus
+``registry.add_methods(*crud_methods(...))``. Everything but ``rootUrl`` / ``baseUrl``
+is cached per ``JOB_TASKS`` settings (and rebuilt when the registry changes); those
+two come from the request's scheme and ``Host``, port included.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .app_settings import DEFAULTS, app_settings
+from .uuids import JOB_TASK_INFIX
+from .views import ArvadosAPIView
+
+#: Where the SDK looks for the document, relative to the API's root.
+DISCOVERY_PATH = "discovery/v1/apis/arvados/v1/rest"
+#: Where the methods' paths are relative to, from the API's root.
+SERVICE_PATH = "arvados/v1/"
+
+SCOPE = "https://api.curoverse.com/auth/arvados"
+READONLY_SCOPE = "https://api.curoverse.com/auth/arvados.readonly"
+
+#: Arvados answered ``expires_in 24.hours, public: true``.
+CACHE_CONTROL = "public, max-age=86400"
+
+ParameterType = Literal["string", "integer", "number", "boolean", "array", "object"]
+_PATH_PARAMETER_RE = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class DiscoveryParameter:
+    """One parameter of a method (or of every method, at the top level).
+
+    ``array`` and ``object`` parameters are sent by the SDK as JSON-encoded strings in
+    the query string. ``default`` is written as a string (as Arvados did, for the Java
+    SDK); it may be a callable, read when the document is built (for settings).
+    """
+
+    type: ParameterType = "string"
+    description: str = ""
+    location: Literal["query", "path"] = "query"
+    required: bool = False
+    default: object | Callable[[], object] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {
+            "type": self.type,
+            "description": self.description,
+            "location": self.location,
+            "required": self.required,
+        }
+        default = self.default() if callable(self.default) else self.default
+        if default is not None:
+            described["default"] = _as_default_string(default)
+        return described
+
+
+def _as_default_string(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class DiscoveryMethod:
+    """One SDK method: ``api.<resource>().<name>(**parameters)``.
+
+    ``path`` is relative to ``/arvados/v1/``; each ``{name}`` in it is a required path
+    parameter (a string, unless ``parameters`` describes it), and together they make
+    ``parameterOrder``. ``request`` names the body's wrapper key and its schema, e.g.
+    ``("job_task", "JobTask")`` for ``{"job_task": {...}}``. ``response`` names the
+    schema of the answer (``None``: untyped JSON). ``read_only`` methods also accept
+    the read-only scope.
+    """
+
+    resource: str
+    name: str
+    http_method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    path: str
+    description: str
+    parameters: Mapping[str, DiscoveryParameter] = field(default_factory=dict)
+    request: tuple[str, str] | None = None
+    response: str | None = None
+    read_only: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"arvados.{self.resource}.{self.name}"
+
+    @property
+    def path_parameters(self) -> list[str]:
+        return _PATH_PARAMETER_RE.findall(self.path)
+
+    def alias(self, name: str) -> DiscoveryMethod:
+        """The same method under another name (``index`` for ``list``, ...)."""
+        return replace(self, name=name)
+
+    def describe(self) -> dict[str, Any]:
+        parameters = {
+            name: DiscoveryParameter(
+                description="The UUID of the object in question.",
+                location="path",
+                required=True,
+            )
+            for name in self.path_parameters
+        }
+        parameters.update(self.parameters)
+        described: dict[str, Any] = {
+            "id": self.id,
+            "path": self.path,
+            "httpMethod": self.http_method,
+            "description": self.description,
+            "parameters": {name: value.describe() for name, value in parameters.items()},
+            "parameterOrder": self.path_parameters,
+        }
+        if self.request is not None:
+            key, schema = self.request
+            described["request"] = {"required": True, "properties": {key: {"$ref": schema}}}
+        described["response"] = {"$ref": self.response} if self.response else {}
+        described["scopes"] = [SCOPE, READONLY_SCOPE] if self.read_only else [SCOPE]
+        return described
+
+
+def object_schema(
+    name: str, description: str, properties: Mapping[str, tuple[str, str]], uuid_prefix: str
+) -> dict[str, Any]:
+    """An object schema: ``properties`` maps each attribute to (type, description)."""
+    return {
+        "id": name,
+        "description": description,
+        "type": "object",
+        "uuidPrefix": uuid_prefix,
+        "properties": {
+            attribute: {"type": type_, "description": text}
+            for attribute, (type_, text) in properties.items()
+        },
+    }
+
+
+def list_schema(name: str, kind: str) -> dict[str, Any]:
+    """The schema of a list of ``name`` objects (Arvados's, plus what we really send)."""
+    return {
+        "id": f"{name}List",
+        "description": f"A list of {name} objects.",
+        "type": "object",
+        "properties": {
+            "kind": {
+                "type": "string",
+                "description": f"Object type. Always {kind}.",
+                "default": kind,
+            },
+            "etag": {"type": "string", "description": "List version (always empty)."},
+            "offset": {"type": "integer", "description": "The offset of the first item."},
+            "limit": {"type": "integer", "description": "The effective page size."},
+            "items": {
+                "type": "array",
+                "description": f"The list of {name} objects.",
+                "items": {"$ref": name},
+            },
+            "items_available": {
+                "type": "integer",
+                "description": "How many objects match (left out with count=none).",
+            },
+            "next_link": {"type": "string", "description": "Never sent."},
+            "next_page_token": {"type": "string", "description": "Never sent."},
+            "selfLink": {"type": "string", "description": "Never sent."},
+        },
+    }
+
+
+def _select() -> DiscoveryParameter:
+    return DiscoveryParameter("array", "Attributes of the object to return in the response.")
+
+
+def crud_methods(
+    resource: str,
+    schema: str,
+    wrapper: str,
+    *,
+    list_parameters: Mapping[str, DiscoveryParameter],
+    create_parameters: Mapping[str, DiscoveryParameter],
+) -> list[DiscoveryMethod]:
+    """get, list, create, update, delete and their Rails aliases show, index, destroy."""
+    member = f"{resource}/{{uuid}}"
+    select = {"select": _select()}
+    get = DiscoveryMethod(
+        resource,
+        "get",
+        "GET",
+        member,
+        f"Get a {schema} by UUID.",
+        select,
+        response=schema,
+        read_only=True,
+    )
+    list_ = DiscoveryMethod(
+        resource,
+        "list",
+        "GET",
+        resource,
+        f"List {schema} objects the caller can read.",
+        list_parameters,
+        response=f"{schema}List",
+        read_only=True,
+    )
+    create = DiscoveryMethod(
+        resource,
+        "create",
+        "POST",
+        resource,
+        f"Create a new {schema}.",
+        {**create_parameters, **select},
+        request=(wrapper, schema),
+        response=schema,
+    )
+    update = DiscoveryMethod(
+        resource,
+        "update",
+        "PUT",
+        member,
+        f"Update attributes of an existing {schema} (only those given).",
+        select,
+        request=(wrapper, schema),
+        response=schema,
+    )
+    delete = DiscoveryMethod(
+        resource,
+        "delete",
+        "DELETE",
+        member,
+        f"Delete an existing {schema}; the answer is the object as it was.",
+        select,
+        response=schema,
+    )
+    return [
+        get,
+        list_,
+        create,
+        update,
+        delete,
+        list_.alias("index"),
+        get.alias("show"),
+        delete.alias("destroy"),
+    ]
+
+
+#: Parameters every method takes (Google's standard set, as Arvados listed them).
+GLOBAL_PARAMETERS: dict[str, dict[str, Any]] = {
+    "alt": {
+        "type": "string",
+        "description": "Data format for the response.",
+        "default": "json",
+        "enum": ["json"],
+        "enumDescriptions": ["Responses with Content-Type of application/json"],
+        "location": "query",
+    },
+    "fields": {
+        "type": "string",
+        "description": "Selector specifying which fields to include in a partial response.",
+        "location": "query",
+    },
+    "key": {
+        "type": "string",
+        "description": "API key. Your API key identifies your project and provides you with "
+        "API access, quota, and reports. Required unless you provide an OAuth 2.0 token.",
+        "location": "query",
+    },
+    "oauth_token": {
+        "type": "string",
+        "description": "OAuth 2.0 token for the current user.",
+        "location": "query",
+    },
+    "prettyPrint": {
+        "type": "boolean",
+        "description": "Returns response with indentations and line breaks.",
+        "default": "true",
+        "location": "query",
+    },
+    "quotaUser": {
+        "type": "string",
+        "description": "Available to use for quota purposes for server-side applications. "
+        "Can be any arbitrary string assigned to a user, but should not exceed 40 "
+        "characters. Overrides userIp if both are provided.",
+        "location": "query",
+    },
+    "userIp": {
+        "type": "string",
+        "description": "IP address of the site where the request originates. Use this if "
+        "you want to enforce per-user limits.",
+        "location": "query",
+    },
+}
+
+
+class DiscoveryRegistry:
+    """The schemas and methods the document describes, and the document built from them."""
+
+    def __init__(self) -> None:
+        self._schemas: dict[str, dict[str, Any]] = {}
+        self._methods: dict[tuple[str, str], DiscoveryMethod] = {}
+        self._cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def add_schema(self, schema: dict[str, Any]) -> None:
+        """Add (or replace) a schema; its name is its ``id``."""
+        with self._lock:
+            self._schemas[schema["id"]] = schema
+            self._cache.clear()
+
+    def add_methods(self, *methods: DiscoveryMethod) -> None:
+        """Add (or replace, by resource and name) methods."""
+        with self._lock:
+            for method in methods:
+                self._methods[(method.resource, method.name)] = method
+            self._cache.clear()
+
+    @property
+    def methods(self) -> list[DiscoveryMethod]:
+        return list(self._methods.values())
+
+    def document(self, root_url: str) -> dict[str, Any]:
+        """The whole document for clients reaching the API at ``root_url`` (ends in ``/``)."""
+        settings_key = tuple(repr(getattr(app_settings, name)) for name in DEFAULTS)
+        with self._lock:
+            static = self._cache.get(settings_key)
+            if static is None:
+                static = self._cache[settings_key] = self._assemble()
+        document = dict(static)  # the keys are already in place, so their order is kept
+        document["rootUrl"] = root_url
+        document["baseUrl"] = root_url + SERVICE_PATH
+        return document
+
+    def _assemble(self) -> dict[str, Any]:
+        resources: dict[str, dict[str, Any]] = {}
+        for method in self._methods.values():
+            methods = resources.setdefault(method.resource, {"methods": {}})["methods"]
+            methods[method.name] = method.describe()
+        return {
+            "kind": "discovery#restDescription",
+            "discoveryVersion": "v1",
+            "id": "arvados:v1",
+            "name": "arvados",
+            "version": "v1",
+            "revision": "20131114",
+            "title": "Arvados API",
+            "description": "The API to interact with Arvados (job_tasks, served by Django).",
+            "documentationLink": "http://doc.arvados.org/api/index.html",
+            "protocol": "rest",
+            "baseUrl": "",
+            "basePath": f"/{SERVICE_PATH}",
+            "rootUrl": "",
+            "servicePath": SERVICE_PATH,
+            "batchPath": "batch",
+            "uuidPrefix": app_settings.CLUSTER_ID,
+            "maxRequestSize": app_settings.MAX_BODY_BYTES,
+            "maxItemsPerResponse": app_settings.MAX_LIMIT,
+            "parameters": GLOBAL_PARAMETERS,
+            "auth": {
+                "oauth2": {
+                    "scopes": {
+                        SCOPE: {"description": "View and manage objects"},
+                        READONLY_SCOPE: {"description": "View objects"},
+                    }
+                }
+            },
+            "schemas": dict(self._schemas),
+            "resources": resources,
+        }
+
+
+def job_task_schema() -> dict[str, Any]:
+    """``JobTask``: the attributes of spec §2.1, typed as Arvados's discovery typed them."""
+    properties: dict[str, tuple[str, str]] = {
+        "uuid": ("string", "Object ID."),
+        "etag": ("string", "Object version."),
+        "owner_uuid": ("string", "The UUID of the user or group that owns this task."),
+        "created_at": ("datetime", "When this task was created."),
+        "modified_by_client_uuid": ("string", "The API client that last changed this task."),
+        "modified_by_user_uuid": ("string", "The user who last changed this task."),
+        "modified_at": ("datetime", "When this task was last changed."),
+        "job_uuid": ("string", "The job this task belongs to."),
+        "created_by_job_task_uuid": ("string", "The task that queued this task."),
+        "sequence": ("integer", "Execution level: a task runs after every lower level."),
+        "qsequence": ("integer", "Order of arrival, assigned by the server."),
+        "parameters": ("Hash", "Arbitrary JSON object given to the worker."),
+        "output": ("text", "What the task produced (e.g. a manifest or a locator)."),
+        "progress": ("float", "Between 0 and 1."),
+        "success": ("boolean", "null: not finished; true: succeeded; false: failed."),
+        "started_at": ("datetime", "When the task started."),
+        "finished_at": ("datetime", "When the task finished."),
+    }
+    return object_schema("JobTask", "Arvados job task.", properties, JOB_TASK_INFIX)
+
+
+def _list_parameters() -> dict[str, DiscoveryParameter]:
+    return {
+        "filters": DiscoveryParameter("array", 'Conditions, e.g. [["sequence","=",1]].'),
+        "where": DiscoveryParameter("object", "Legacy equality conditions."),
+        "order": DiscoveryParameter("array", 'Sort order, e.g. ["sequence desc"].'),
+        "select": DiscoveryParameter("array", "Attributes of each object to return."),
+        "distinct": DiscoveryParameter("boolean", "Merge identical (selected) items."),
+        "limit": DiscoveryParameter(
+            "integer", "Page size.", default=lambda: app_settings.DEFAULT_LIMIT
+        ),
+        "offset": DiscoveryParameter("integer", "Items to skip.", default=0),
+        "count": DiscoveryParameter(
+            "string", "exact: report items_available; none: skip counting.", default="exact"
+        ),
+        "cluster_id": DiscoveryParameter("string", "Federation only: ignored."),
+    }
+
+
+def _create_parameters() -> dict[str, DiscoveryParameter]:
+    return {
+        "ensure_unique_name": DiscoveryParameter(
+            "boolean", "Accepted for compatibility (tasks have no name).", default=False
+        ),
+        "cluster_id": DiscoveryParameter("string", "Federation only: ignored."),
+    }
+
+
+#: The registry the view serves. Other modules add their resources and methods to it.
+registry = DiscoveryRegistry()
+registry.add_schema(job_task_schema())
+registry.add_schema(list_schema("JobTask", "arvados#jobTaskList"))
+registry.add_methods(
+    *crud_methods(
+        "job_tasks",
+        "JobTask",
+        "job_task",
+        list_parameters=_list_parameters(),
+        create_parameters=_create_parameters(),
+    )
+)
+
+
+def api_root_url(request: Request) -> str:
+    """``scheme://host[:port]/`` plus any script prefix: where ``arvados/v1/`` lives.
+
+    The same as ``request.build_absolute_uri("/")`` when the app is at the site root;
+    under a prefix (``SCRIPT_NAME`` or ``include()`` at a sub-path) the prefix is kept.
+    """
+    path = request.path
+    index = path.rfind(DISCOVERY_PATH)
+    return request.build_absolute_uri(path[:index] if index > 0 else "/")
+
+
+class DiscoveryView(ArvadosAPIView):
+    """``/discovery/v1/apis/arvados/v1/rest``: the discovery document, for anyone."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        document = registry.document(api_root_url(request))
+        return Response(document, headers={"Cache-Control": CACHE_CONTROL})
+
+    post = get
