@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -127,11 +128,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "usable",
     )
     list_filter = ("revoked_at",)
-    search_fields = ("=uuid", "user__username", "description")
+    search_fields = ("=uuid", "description")
     list_select_related = ("user",)
     raw_id_fields = ("user",)
     readonly_fields = ("uuid", "created_at", "revoked_at")
     actions = ("revoke", "expire_now")
+
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        username = get_user_model().USERNAME_FIELD  # whatever AUTH_USER_MODEL is
+        return (*self.search_fields, f"user__{username}")
 
     def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
         if obj is None:

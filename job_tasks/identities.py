@@ -45,7 +45,12 @@ def _make_identity(model: type[Any], field_name: str, obj: Any, infix: str) -> s
 
 def is_manager(user: Any) -> bool:
     """Job managers hold the app's permission directly or through a group; superusers implicitly."""
-    return bool(user.is_active and (user.is_superuser or user.has_perm(MANAGER_PERMISSION)))
+    if not user.is_active:
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    has_perm = getattr(user, "has_perm", None)  # user models without PermissionsMixin
+    return bool(has_perm is not None and has_perm(MANAGER_PERMISSION))
 
 
 @dataclass
@@ -74,7 +79,7 @@ class Actor:
 
     @property
     def is_admin(self) -> bool:
-        return bool(self.user.is_active and self.user.is_superuser)
+        return bool(self.user.is_active and getattr(self.user, "is_superuser", False))
 
     @cached_property
     def is_manager(self) -> bool:
@@ -86,7 +91,10 @@ class Actor:
 
     def group_ids_query(self) -> QuerySet[Group]:
         """The ids of the caller's groups, as a subquery (no round trip of its own)."""
-        return self.user.groups.values("pk")
+        groups = getattr(self.user, "groups", None)  # user models without PermissionsMixin
+        if groups is None:
+            return Group.objects.none().values("pk")
+        return groups.values("pk")
 
     @cached_property
     def group_uuids(self) -> frozenset[str]:

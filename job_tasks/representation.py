@@ -164,7 +164,7 @@ def render_user(user: Any, *, uuid: str, is_job_manager: bool, cluster_id: str) 
         "username": user.get_username(),
         "first_name": getattr(user, "first_name", None),
         "last_name": getattr(user, "last_name", None),
-        "is_admin": bool(user.is_active and user.is_superuser),
+        "is_admin": bool(user.is_active and getattr(user, "is_superuser", False)),
         "is_active": bool(user.is_active),
         "is_job_manager": is_job_manager,
     }

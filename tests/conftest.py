@@ -28,6 +28,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("requires_postgres")]
 
 
+def new_user(name: str, **extra: Any) -> Any:
+    """A user of whatever ``AUTH_USER_MODEL`` is installed, whose username is ``name``."""
+    User = get_user_model()
+    return User._default_manager.create_user(**{User.USERNAME_FIELD: name}, **extra)
+
+
+def find_user(name: str) -> Any:
+    return get_user_model()._default_manager.get_by_natural_key(name)
+
+
 @dataclass
 class Caller:
     """A user, their Arvados uuid, their token and an API client that sends it."""
@@ -39,9 +49,7 @@ class Caller:
 
 
 def _caller(username: str, *, manager: bool = False, superuser: bool = False) -> Caller:
-    user = get_user_model().objects.create_user(
-        username=username, password="pw", is_superuser=superuser, is_staff=superuser
-    )
+    user = new_user(username, password="pw", is_superuser=superuser, is_staff=superuser)
     if manager:
         user.user_permissions.add(Permission.objects.get(codename="manage_job_tasks"))
     _, token = ApiToken.issue(user)

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from job_tasks.identities import is_manager
 from job_tasks.models import ApiToken
+from tests.conftest import find_user, new_user
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +24,7 @@ def run(*args: str) -> str:
 
 
 def test_prints_exactly_one_working_token_and_nothing_else():
-    get_user_model().objects.create_user("carol")
+    new_user("carol")
 
     output = run("carol")
 
@@ -36,15 +37,16 @@ def test_prints_exactly_one_working_token_and_nothing_else():
 
 
 def test_each_run_issues_a_new_token():
-    get_user_model().objects.create_user("carol")
+    new_user("carol")
     assert run("carol") != run("carol")
-    assert ApiToken.objects.filter(user__username="carol").count() == 2
+    assert ApiToken.objects.filter(user=find_user("carol")).count() == 2
 
 
 def test_unknown_user_without_create_user_fails():
     with pytest.raises(CommandError, match="--create-user"):
         run("nobody")
-    assert not get_user_model().objects.filter(username="nobody").exists()
+    with pytest.raises(get_user_model().DoesNotExist):
+        find_user("nobody")
 
 
 def test_create_user_manager_and_superuser_flags():
@@ -52,16 +54,15 @@ def test_create_user_manager_and_superuser_flags():
     run("root", "--create-user", "--superuser")
     run("plain", "--create-user")
 
-    users = get_user_model().objects
-    assert is_manager(users.get(username="dispatcher"))
-    assert not users.get(username="dispatcher").is_superuser
-    assert users.get(username="root").is_superuser
-    assert not is_manager(users.get(username="plain"))
+    assert is_manager(find_user("dispatcher"))
+    assert not find_user("dispatcher").is_superuser
+    assert find_user("root").is_superuser
+    assert not is_manager(find_user("plain"))
 
 
 def test_expires_in_sets_an_expiry_and_refuses_nonsense():
     run("carol", "--create-user", "--expires-in", "60")
-    assert ApiToken.objects.get(user__username="carol").expires_at is not None
+    assert ApiToken.objects.get(user=find_user("carol")).expires_at is not None
     with pytest.raises(CommandError):
         run("carol", "--expires-in", "0")
 
@@ -79,6 +80,5 @@ def test_demo_setup_prints_tokens_and_urls(settings):
     assert len(tokens) == 2
     for token in tokens:
         assert APIClient().get("/arvados/v1/job_tasks", {"api_token": token}).status_code == 200
-    manager = get_user_model().objects.get(username="demo-manager")
-    assert is_manager(manager)
-    assert not is_manager(get_user_model().objects.get(username="demo-user"))
+    assert is_manager(find_user("demo-manager"))
+    assert not is_manager(find_user("demo-user"))

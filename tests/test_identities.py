@@ -9,12 +9,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from job_tasks.identities import group_uuid, user_uuid
+from tests.conftest import new_user
 
 pytestmark = pytest.mark.django_db
 
 
 def test_user_uuid_is_stable_and_well_formed():
-    user = get_user_model().objects.create_user("carol")
+    user = new_user("carol")
     first = user_uuid(user)
     again = user_uuid(get_user_model().objects.get(pk=user.pk))
     assert first == again
@@ -28,7 +29,7 @@ def test_group_uuid_is_stable_and_well_formed():
 
 
 def test_different_users_get_different_uuids():
-    users = [get_user_model().objects.create_user(f"u{n}") for n in range(20)]
+    users = [new_user(f"u{n}") for n in range(20)]
     assert len({user_uuid(user) for user in users}) == 20
 
 

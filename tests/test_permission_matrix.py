@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -16,6 +15,7 @@ from rest_framework.test import APIClient
 from job_tasks.identities import group_uuid
 from job_tasks.models import ApiToken, JobTask
 from job_tasks.signals import manager_group
+from tests.conftest import new_user
 
 URL = "/arvados/v1/job_tasks"
 JOB = "zzzzz-8i9sb-aaaaaaaaaaaaaaa"
@@ -43,14 +43,13 @@ def _client(token: str | None) -> APIClient:
 
 @pytest.fixture
 def world(make_task: Any) -> World:
-    User = get_user_model()
     users = {
-        "owner": User.objects.create_user("owner"),
-        "group_member": User.objects.create_user("member"),
-        "other": User.objects.create_user("other"),
-        "manager": User.objects.create_user("dispatcher"),
-        "superuser": User.objects.create_user("root", is_superuser=True),
-        "inactive": User.objects.create_user("gone"),
+        "owner": new_user("owner"),
+        "group_member": new_user("member"),
+        "other": new_user("other"),
+        "manager": new_user("dispatcher"),
+        "superuser": new_user("root", is_superuser=True),
+        "inactive": new_user("gone"),
     }
     users["manager"].groups.add(manager_group())  # the role through the group
     lab = Group.objects.create(name="lab")

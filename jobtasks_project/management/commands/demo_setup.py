@@ -28,12 +28,14 @@ class Command(BaseCommand):
         User = get_user_model()
         base = options["base_url"].rstrip("/")
         with transaction.atomic():
-            manager, _ = User.objects.get_or_create(username="demo-manager")
+            manager, _ = User._default_manager.get_or_create(
+                **{User.USERNAME_FIELD: "demo-manager"}
+            )
             manager.is_staff = True
             manager.set_password(DEMO_PASSWORD)
             manager.save()
             manager.groups.add(manager_group())
-            user, _ = User.objects.get_or_create(username="demo-user")
+            user, _ = User._default_manager.get_or_create(**{User.USERNAME_FIELD: "demo-user"})
             user.is_staff = True
             user.set_password(DEMO_PASSWORD)
             user.save()
