@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import operations, rules
+from . import operations, rules, scheduling
 from .errors import JobTasksError
 from .identities import Actor
 from .models import ApiToken, JobTask
@@ -30,6 +30,14 @@ SERVER_FIELDS = (
     "modified_by_user_uuid",
     "modified_by_client_uuid",
     "updated_at",
+)
+#: The lease of a claimed task (``scheduling.py``): shown, never edited.
+SCHEDULING_FIELDS = (
+    "claimed_by_user_uuid",
+    "claimed_by_token_uuid",
+    "lease_expires_at",
+    "attempts",
+    "expired_leases",
 )
 WRITABLE_FIELDS = (
     "owner_uuid",
@@ -63,9 +71,10 @@ class JobTaskAdmin(admin.ModelAdmin):
     search_fields = ("=uuid", "^job_uuid")
     date_hierarchy = "created_at"
     show_full_result_count = False
-    readonly_fields = SERVER_FIELDS
-    fields = (*SERVER_FIELDS, *WRITABLE_FIELDS)
+    readonly_fields = (*SERVER_FIELDS, *SCHEDULING_FIELDS)
+    fields = (*SERVER_FIELDS, *WRITABLE_FIELDS, *SCHEDULING_FIELDS)
     ordering = ("-modified_at", "uuid")
+    actions = ("retry",)
 
     @admin.display(description=_("state"))
     def state(self, task: JobTask) -> str:
@@ -73,8 +82,26 @@ class JobTaskAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: JobTask | None = None) -> Any:
         if Actor.for_user(request.user).is_manager:
-            return SERVER_FIELDS
-        return (*SERVER_FIELDS, *rules.MANAGER_ATTRIBUTES)
+            return (*SERVER_FIELDS, *SCHEDULING_FIELDS)
+        return (*SERVER_FIELDS, *SCHEDULING_FIELDS, *rules.MANAGER_ATTRIBUTES)
+
+    @admin.action(description=_("Retry selected failed tasks"))
+    def retry(self, request: HttpRequest, queryset: QuerySet[JobTask]) -> None:
+        """Send the failed tasks among those selected back to the queue (``scheduling.retry``)."""
+        actor = Actor.for_user(request.user)
+        count = 0
+        for uuid in queryset.failed().values_list("uuid", flat=True):
+            try:
+                scheduling.retry(actor, uuid)
+            except JobTasksError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+            else:
+                count += 1
+        self.message_user(
+            request,
+            ngettext("%d task sent back to the queue.", "%d tasks sent back to the queue.", count)
+            % count,
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JobTask]:
         return JobTask.objects.visible_to(Actor.for_user(request.user))

@@ -22,6 +22,14 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BODY_BYTES": 1_048_576,
     # Most conditions accepted in one ``filters`` parameter.
     "MAX_FILTERS": 100,
+    # Scheduling (``claim``): the lease a claim gets when the client names none, in seconds.
+    "DEFAULT_LEASE_SECONDS": 300,
+    # The longest lease a claim or a renewal may ask for, in seconds.
+    "MAX_LEASE_SECONDS": 86_400,
+    # A task whose lease ran out this many times without a result is marked failed.
+    "MAX_EXPIRED_LEASES": 3,
+    # Larger ``limit`` values of ``claim`` are clamped to this.
+    "MAX_CLAIM_LIMIT": 100,
 }
 
 

@@ -22,6 +22,27 @@ def snapshot(task: JobTask) -> dict[str, Any]:
     return out
 
 
+def build_event(
+    event_type: str,
+    task_uuid: str,
+    actor: Actor | None,
+    *,
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+    summary: str = "",
+) -> AuditEvent:
+    """An unsaved event (``actor`` None: done by the system), for ``record_many``."""
+    return AuditEvent(
+        event_type=event_type,
+        object_uuid=task_uuid,
+        user_uuid=actor.uuid if actor is not None else None,
+        token_uuid=actor.token_uuid if actor is not None else None,
+        summary=summary[:200],
+        old_attributes=old,
+        new_attributes=new,
+    )
+
+
 def record(
     event_type: str,
     task_uuid: str,
@@ -33,12 +54,11 @@ def record(
     using: str = "default",
 ) -> AuditEvent:
     """Write one audit event. Call it inside the transaction that makes the change."""
-    return AuditEvent.objects.using(using).create(
-        event_type=event_type,
-        object_uuid=task_uuid,
-        user_uuid=actor.uuid if actor is not None else None,
-        token_uuid=actor.token_uuid if actor is not None else None,
-        summary=summary[:200],
-        old_attributes=old,
-        new_attributes=new,
-    )
+    event = build_event(event_type, task_uuid, actor, old=old, new=new, summary=summary)
+    event.save(using=using, force_insert=True)
+    return event
+
+
+def record_many(events: list[AuditEvent], *, using: str = "default") -> None:
+    """Write several events in one query (scheduling changes many tasks at once)."""
+    AuditEvent.objects.using(using).bulk_create(events)

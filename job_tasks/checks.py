@@ -82,12 +82,38 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
                 id="job_tasks.E007",
             )
         )
+    errors.extend(_check_scheduling(merged))
     if not getattr(settings, "USE_TZ", True):
         errors.append(
             Warning(
                 "USE_TZ is False: job task timestamps are stored naive and read as UTC.",
                 hint="Set USE_TZ = True (Django's default).",
                 id="job_tasks.W001",
+            )
+        )
+    return errors
+
+
+def _check_scheduling(merged: dict[str, Any]) -> list[CheckMessage]:
+    """The scheduling keys: positive integers (E008), and leases no longer than allowed (E009)."""
+    errors: list[CheckMessage] = []
+    keys = ("DEFAULT_LEASE_SECONDS", "MAX_LEASE_SECONDS", "MAX_EXPIRED_LEASES", "MAX_CLAIM_LIMIT")
+    for key in keys:
+        if not _positive_int(merged[key]):
+            errors.append(
+                Error(
+                    f"JOB_TASKS[{key!r}] must be a positive integer.",
+                    hint=f"The default is {DEFAULTS[key]!r}.",
+                    id="job_tasks.E008",
+                )
+            )
+    default, largest = merged["DEFAULT_LEASE_SECONDS"], merged["MAX_LEASE_SECONDS"]
+    if _positive_int(default) and _positive_int(largest) and default > largest:
+        errors.append(
+            Error(
+                "JOB_TASKS['DEFAULT_LEASE_SECONDS'] is larger than JOB_TASKS['MAX_LEASE_SECONDS'].",
+                hint="Lower DEFAULT_LEASE_SECONDS or raise MAX_LEASE_SECONDS.",
+                id="job_tasks.E009",
             )
         )
     return errors

@@ -40,8 +40,9 @@ SERVICE_PATH = "arvados/v1/"
 SCOPE = "https://api.curoverse.com/auth/arvados"
 READONLY_SCOPE = "https://api.curoverse.com/auth/arvados.readonly"
 
-#: Arvados answered ``expires_in 24.hours, public: true``.
-CACHE_CONTROL = "public, max-age=86400"
+#: Arvados let clients cache the document for 24 hours; one hour here, so that methods
+#: added by a server upgrade reach SDK clients (which cache it on disk) the same day.
+CACHE_CONTROL = "public, max-age=3600"
 
 ParameterType = Literal["string", "integer", "number", "boolean", "array", "object"]
 _PATH_PARAMETER_RE = re.compile(r"\{(\w+)\}")
@@ -142,19 +143,23 @@ class DiscoveryMethod:
 
 
 def object_schema(
-    name: str, description: str, properties: Mapping[str, tuple[str, str]], uuid_prefix: str
+    name: str,
+    description: str,
+    properties: Mapping[str, tuple[str, str]],
+    uuid_prefix: str | None = None,
 ) -> dict[str, Any]:
-    """An object schema: ``properties`` maps each attribute to (type, description)."""
-    return {
-        "id": name,
-        "description": description,
-        "type": "object",
-        "uuidPrefix": uuid_prefix,
-        "properties": {
-            attribute: {"type": type_, "description": text}
-            for attribute, (type_, text) in properties.items()
-        },
+    """An object schema: ``properties`` maps each attribute to (type, description).
+
+    ``uuid_prefix`` is the type infix of the objects' uuids, for objects that have one.
+    """
+    schema: dict[str, Any] = {"id": name, "description": description, "type": "object"}
+    if uuid_prefix is not None:
+        schema["uuidPrefix"] = uuid_prefix
+    schema["properties"] = {
+        attribute: {"type": type_, "description": text}
+        for attribute, (type_, text) in properties.items()
     }
+    return schema
 
 
 def list_schema(name: str, kind: str) -> dict[str, Any]:
@@ -452,6 +457,94 @@ registry.add_methods(
         create_parameters=_create_parameters(),
     )
 )
+
+
+def scheduling_methods() -> list[DiscoveryMethod]:
+    """The scheduling extensions (issue 5): claim, renew, release, retry, summary."""
+    lease = DiscoveryParameter(
+        "integer",
+        "Lease length in seconds.",
+        default=lambda: app_settings.DEFAULT_LEASE_SECONDS,
+    )
+    attempt = DiscoveryParameter(
+        "integer", "The attempt the caller's claim answered; refused if the task moved on."
+    )
+    job = DiscoveryParameter("string", "Only tasks of this job.")
+    return [
+        DiscoveryMethod(
+            "job_tasks",
+            "claim",
+            "POST",
+            "job_tasks/claim",
+            "Take up to limit runnable tasks (lowest sequence, then qsequence), marked "
+            "started and leased to the caller. An empty list when nothing is runnable.",
+            {
+                "job_uuid": job,
+                "limit": DiscoveryParameter("integer", "Most tasks to take.", default=1),
+                "lease_seconds": lease,
+            },
+            response="JobTaskList",
+        ),
+        DiscoveryMethod(
+            "job_tasks",
+            "renew",
+            "POST",
+            "job_tasks/{uuid}/renew",
+            "Extend the caller's lease on a task it claimed.",
+            {"lease_seconds": lease, "attempt": attempt},
+            response="JobTask",
+        ),
+        DiscoveryMethod(
+            "job_tasks",
+            "release",
+            "POST",
+            "job_tasks/{uuid}/release",
+            "Give a claimed task back to the queue.",
+            {"attempt": attempt},
+            response="JobTask",
+        ),
+        DiscoveryMethod(
+            "job_tasks",
+            "retry",
+            "POST",
+            "job_tasks/{uuid}/retry",
+            "Send a failed task back to the queue.",
+            response="JobTask",
+        ),
+        DiscoveryMethod(
+            "job_tasks",
+            "summary",
+            "GET",
+            "job_tasks/summary",
+            "Counts of a job's tasks (todo, running, done, failed, runnable), its current "
+            "sequence level and mean progress.",
+            {"job_uuid": job},
+            response="JobTaskSummary",
+            read_only=True,
+        ),
+    ]
+
+
+def job_task_summary_schema() -> dict[str, Any]:
+    properties = {
+        "kind": ("string", "Always arvados#jobTaskSummary."),
+        "job_uuid": ("string", "The job summarised (null: every visible task)."),
+        "todo": ("integer", "Tasks not started."),
+        "running": ("integer", "Tasks started and not finished."),
+        "done": ("integer", "Tasks that succeeded."),
+        "failed": ("integer", "Tasks that failed."),
+        "runnable": ("integer", "Tasks not started that may start now."),
+        "current_sequence": ("integer", "Lowest sequence with a task not succeeded."),
+        "progress": ("float", "Mean progress (a succeeded task counts 1)."),
+        "items_available": ("integer", "Tasks counted."),
+    }
+    schema = object_schema("JobTaskSummary", "Counts of a job's tasks.", properties, "")
+    del schema["uuidPrefix"]
+    return schema
+
+
+registry.add_schema(job_task_summary_schema())
+registry.add_methods(*scheduling_methods())
 
 
 def api_root_url(request: Request) -> str:

@@ -120,7 +120,7 @@ from django_filters.rest_framework import FilterSet
 from .app_settings import app_settings
 from .errors import InvalidRequest
 from .models import JobTask
-from .uuids import KIND_INFIXES
+from .uuids import KIND_INFIXES, infix_of
 
 __all__ = [
     "COLUMN_NAMES",
@@ -1842,3 +1842,58 @@ def parse_list_params(params: Mapping[str, Any]) -> ListQuery:
         count=parse_count(params.get("count")),
         condition=parse_conditions(params),
     )
+
+
+# --------------------------------------------------------------------------------------
+# Groups: a small list of the caller's groups, filtered in Python on ``name`` and ``uuid``
+
+GROUP_ATTRIBUTES = ("uuid", "name")
+GROUP_OPERATORS = frozenset({"=", "!=", "in", "not in", "like", "ilike", "is_a"})
+
+
+def group_filter(params: Mapping[str, Any]) -> Callable[[Mapping[str, str]], bool]:
+    """``filters`` for ``GET /arvados/v1/groups`` as a predicate over ``{"uuid", "name"}``.
+
+    Groups are few per caller, so conditions run in Python with the same operand
+    rules and ``LIKE`` semantics as the job task filters (text attributes only).
+    """
+    filters = _decode_array(params.get("filters"), "filters")
+    if len(filters) > min(app_settings.MAX_FILTERS, MAX_CONDITIONS_CEILING):
+        raise InvalidRequest(f"Too many filters: {len(filters)} conditions given")
+    tests = [
+        _group_test(condition, f"filters[{index}]: {_show(condition)}")
+        for index, condition in enumerate(filters)
+    ]
+    return lambda row: all(test(row) for test in tests)
+
+
+def _group_test(condition: Any, context: str) -> Callable[[Mapping[str, str]], bool]:
+    if not isinstance(condition, list) or len(condition) < 2:
+        raise InvalidRequest(
+            f"Invalid element in filters array: {_show(condition)} is not an array"
+        )
+    attr, operator = condition[0], condition[1]
+    operand = condition[2] if len(condition) > 2 else None
+    if not isinstance(operator, str) or operator.lower() not in GROUP_OPERATORS:
+        raise _refuse(f"Invalid operator '{_to_s(operator)}'", context)
+    op = operator.lower()
+    if attr not in GROUP_ATTRIBUTES:
+        raise _refuse(f"Invalid attribute '{_to_s(attr)}' in filter", context)
+    try:
+        if op in ("in", "not in"):
+            if not isinstance(operand, list):
+                raise OperandError("type", operand)
+            values = frozenset(convert_text(item) for item in operand)
+            return lambda row: (row[attr] in values) is (op == "in")
+        if op in ("like", "ilike"):
+            pattern = convert_like_pattern(operand)
+            return lambda row: like_match(row[attr], pattern, op == "ilike")
+        if op == "is_a":
+            infixes = {KIND_INFIXES.get(kind) for kind in convert_kinds(operand)}
+            return lambda row: infix_of(row[attr]) in infixes
+        if operand is None:  # = null / != null: names and uuids are never null
+            return lambda row: op == "!="
+        value = convert_text(operand)
+    except OperandError as exc:
+        raise _refuse(exc.describe(attr, TEXT, op), context) from None
+    return lambda row: (row[attr] == value) is (op == "=")

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import connections, models
-from django.db.models import Q
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -25,6 +26,17 @@ MANAGER_PERMISSION = "job_tasks.manage_job_tasks"
 
 #: Name of the PostgreSQL sequence behind ``qsequence`` (SQLite uses a ``Counter`` row).
 QSEQUENCE_SEQUENCE = "job_tasks_qsequence_seq"
+
+#: A task's execution level: its ``sequence``, a null one counting as level 0 (as
+#: crunch-job's numeric sort of an undefined sequence did).
+LEVEL = Coalesce(F("sequence"), Value(0))
+
+#: Tasks that hold back the higher levels of their job: still to do, running, or
+#: failed (a failed task blocks its job until it is retried).
+NOT_SUCCEEDED = Q(success__isnull=True) | Q(success=False)
+
+#: The order in which runnable tasks are claimed: lowest level, then order of arrival.
+CLAIM_ORDER = (LEVEL.asc(), F("qsequence").asc(nulls_last=True), F("id").asc())
 
 
 class JobTaskQuerySet(models.QuerySet["JobTask"]):
@@ -48,6 +60,32 @@ class JobTaskQuerySet(models.QuerySet["JobTask"]):
 
     def failed(self) -> JobTaskQuerySet:
         return self.filter(success=False)
+
+    def blocking(self, job_uuid: Any, level: Any) -> JobTaskQuerySet:
+        """The tasks of job ``job_uuid`` below ``level`` that have not succeeded.
+
+        Both may be expressions (``OuterRef``). A task without a job has no blockers.
+        """
+        if job_uuid is None:
+            return self.none()
+        return self.alias(level=LEVEL).filter(NOT_SUCCEEDED, job_uuid=job_uuid, level__lt=level)
+
+    def runnable(self) -> JobTaskQuerySet:
+        """Tasks that may start now: the sequence barrier of spec §12 (issue 5).
+
+        Not started, not finished, and every task of the same ``job_uuid`` at a lower
+        level (``sequence``, null counting as 0) has ``success = true``. A task with no
+        job stands alone. One ``NOT EXISTS`` subquery; used by claiming, by the
+        ``started_at`` check of every write, and by the summary.
+        """
+        blockers = JobTask.objects.blocking(
+            OuterRef("job_uuid"), Coalesce(OuterRef("sequence"), Value(0))
+        )
+        return self.todo().filter(~Exists(blockers))
+
+    def leased(self) -> JobTaskQuerySet:
+        """Tasks claimed through the scheduling API whose lease has not been ended."""
+        return self.filter(lease_expires_at__isnull=False)
 
 
 class JobTask(models.Model):
@@ -96,6 +134,27 @@ class JobTask(models.Model):
     )
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # Scheduling (``scheduling.py``): never part of the wire object of spec §2.1.
+    claimed_by_user_uuid = models.CharField(
+        _("claimed by user uuid"), max_length=uuids.UUID_LENGTH, null=True, blank=True
+    )
+    claimed_by_token_uuid = models.CharField(
+        _("claimed by token uuid"), max_length=uuids.UUID_LENGTH, null=True, blank=True
+    )
+    lease_expires_at = models.DateTimeField(
+        _("lease expires at"),
+        null=True,
+        blank=True,
+        help_text=_("Set while a claimant holds the task; it returns to the queue after."),
+    )
+    attempts = models.PositiveIntegerField(
+        _("attempts"), default=0, help_text=_("How many times the task has been claimed.")
+    )
+    expired_leases = models.PositiveIntegerField(
+        _("expired leases"),
+        default=0,
+        help_text=_("Leases that ran out without a result since the task was last retried."),
+    )
 
     objects = JobTaskQuerySet.as_manager()
 
@@ -115,6 +174,23 @@ class JobTask(models.Model):
             # (PostgreSQL's DESC puts NULLs first, as the ORDER BY asks.)
             models.Index(fields=["-modified_at", "uuid"], name="job_tasks_default_order_idx"),
             models.Index(fields=["created_at", "uuid"], name="job_tasks_created_idx"),
+            # Scheduling: the queue in claim order (only tasks still to do), the
+            # sequence barrier (only tasks that have not succeeded), expired leases.
+            models.Index(
+                LEVEL,
+                F("qsequence"),
+                F("id"),
+                name="job_tasks_todo_idx",
+                condition=Q(started_at__isnull=True, success__isnull=True),
+            ),
+            models.Index(
+                F("job_uuid"), LEVEL, name="job_tasks_unfinished_idx", condition=NOT_SUCCEEDED
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="job_tasks_lease_idx",
+                condition=Q(lease_expires_at__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -156,6 +232,11 @@ class AuditEvent(models.Model):
         CREATE = "create", _("create")
         UPDATE = "update", _("update")
         DELETE = "delete", _("delete")
+        CLAIM = "claim", _("claim")
+        RENEW = "renew", _("renew lease")
+        RELEASE = "release", _("release")
+        LEASE_EXPIRED = "lease_expired", _("lease expired")
+        RETRY = "retry", _("retry")
 
     id = models.BigAutoField(primary_key=True)
     event_type = models.CharField(_("event type"), max_length=32, choices=Event.choices)

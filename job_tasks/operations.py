@@ -23,7 +23,7 @@ from . import rules, uuids
 from .audit import record, snapshot
 from .errors import InvalidRequest, NotFound, PermissionRefused
 from .identities import Actor
-from .models import GroupIdentity, JobTask, UserIdentity, next_qsequence
+from .models import CLAIM_ORDER, GroupIdentity, JobTask, UserIdentity, next_qsequence
 
 
 @dataclass
@@ -88,6 +88,36 @@ def _readable_parent(actor: Actor, parent_uuid: str) -> JobTask:
     return parent
 
 
+#: How many blocking tasks a refused start names.
+_BLOCKERS_NAMED = 10
+
+
+def _check_may_start(actor: Actor, job_uuid: str | None, sequence: int | None) -> None:
+    """A task may start only when the sequence barrier lets it (issue 5): else a 422.
+
+    Names the lower-level tasks of the job that have not succeeded (those the caller
+    may see; the others are only counted).
+    """
+    blockers = JobTask.objects.blocking(job_uuid, sequence if sequence is not None else 0)
+    rows = list(
+        blockers.order_by(*CLAIM_ORDER).values_list("uuid", "owner_uuid")[: _BLOCKERS_NAMED + 1]
+    )
+    if not rows:
+        return
+    total = len(rows) if len(rows) <= _BLOCKERS_NAMED else blockers.count()
+    named = [uuid for uuid, owner in rows[:_BLOCKERS_NAMED] if rules.may_write_owner(actor, owner)]
+    others = total - len(named)
+    message = (
+        f"Task cannot start: {total} task(s) of job {job_uuid} with a lower sequence "
+        f"have not succeeded"
+    )
+    if named:
+        message += f": {', '.join(named)}"
+    if others:
+        message += f" ({others} {'other' if named else 'you cannot see'})"
+    raise InvalidRequest(message)
+
+
 def plan_create(actor: Actor, attrs: dict[str, Any]) -> Write:
     """Validate a create against the database and fill in its defaults (spec §6.5)."""
     changes = dict(attrs)
@@ -103,6 +133,8 @@ def plan_create(actor: Actor, attrs: dict[str, Any]) -> Write:
         parent = _readable_parent(actor, changes["created_by_job_task_uuid"])
         changes.setdefault("job_uuid", parent.job_uuid)  # follow-up work stays in its job
     _check_owner_exists(actor, changes["owner_uuid"])
+    if changes.get("started_at") is not None:
+        _check_may_start(actor, changes.get("job_uuid"), changes.get("sequence"))
     return Write(task=None, changes=changes, parent=parent)
 
 
@@ -122,6 +154,10 @@ def plan_update(actor: Actor, task: JobTask, attrs: dict[str, Any]) -> Write:
         parent = _readable_parent(actor, changes["created_by_job_task_uuid"])
     if "owner_uuid" in changes:
         _check_owner_exists(actor, changes["owner_uuid"])
+    if task.started_at is None and changes.get("started_at") is not None:
+        _check_may_start(
+            actor, changes.get("job_uuid", task.job_uuid), changes.get("sequence", task.sequence)
+        )
     return Write(task=task, changes=changes, parent=parent)
 
 
@@ -171,11 +207,31 @@ def save_update(actor: Actor, write: Write, *, using: str = "default") -> JobTas
             setattr(task, name, value)
         task.modified_at = timezone.now()
         task.modified_by_user_uuid = actor.uuid
+        _end_lease(task, write.changes)
         task.save(using=using)
         record("update", old_uuid, actor, old=old, new=snapshot(task), using=using)
         if failed_now:
-            _delete_children(actor, task, using=using)
+            delete_children(actor, task, using=using)
     return task
+
+
+def _end_lease(task: JobTask, changes: dict[str, Any]) -> None:
+    """An update that finishes or un-starts a claimed task ends its lease (``scheduling``).
+
+    A result (``success`` or ``finished_at``) ends the lease, keeping the claimant as
+    a record; a leased task given a ``success`` without a ``finished_at`` is stamped
+    with the server's time, so that the sequence barrier can be checked on one clock.
+    ``started_at`` set to null puts the task back in the queue: the claim is dropped.
+    """
+    if task.lease_expires_at is None:
+        return
+    if changes.get("success") is not None or changes.get("finished_at") is not None:
+        if task.success is not None and task.finished_at is None:
+            task.finished_at = task.modified_at
+        task.lease_expires_at = None
+    elif "started_at" in changes and task.started_at is None:
+        task.lease_expires_at = None
+        task.claimed_by_user_uuid = task.claimed_by_token_uuid = None
 
 
 def create_task(actor: Actor, attrs: dict[str, Any], *, using: str = "default") -> JobTask:
@@ -193,7 +249,7 @@ def update_task(
         return save_update(actor, plan_update(actor, task, attrs), using=using)
 
 
-def _delete_children(actor: Actor, task: JobTask, *, using: str) -> None:
+def delete_children(actor: Actor | None, task: JobTask, *, using: str) -> None:
     """A task that fails takes the tasks it queued with it (spec §11.2, §15.5).
 
     Only direct children, whoever owns them: a retried task must not queue its
@@ -204,7 +260,7 @@ def _delete_children(actor: Actor, task: JobTask, *, using: str) -> None:
         _delete(actor, child, using=using, summary=f"its parent {task.uuid} failed")
 
 
-def _delete(actor: Actor, task: JobTask, *, using: str, summary: str = "") -> None:
+def _delete(actor: Actor | None, task: JobTask, *, using: str, summary: str = "") -> None:
     old = snapshot(task)
     pk = task.pk
     task.delete(using=using)

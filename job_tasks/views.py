@@ -11,27 +11,43 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.http import HttpRequest, HttpResponseBase
 from rest_framework import viewsets
+from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import operations
+from . import operations, scheduling, uuids
 from .app_settings import app_settings
 from .authentication import ApiTokenAuthentication
 from .errors import InvalidRequest, NotFound
 from .exceptions import exception_handler
-from .filters import parse_list_params, parse_select
-from .identities import Actor
+from .filters import (
+    group_filter,
+    parse_count,
+    parse_limit,
+    parse_list_params,
+    parse_offset,
+    parse_select,
+)
+from .identities import Actor, group_uuid
 from .models import JobTask
 from .params import job_task_attributes, request_params
 from .permissions import CanAssignOwner, CanSetManagerAttributes, CanWriteTask, IsActiveUser
 from .renderers import AlwaysJSON, ORJSONParser, ORJSONRenderer
-from .representation import columns_for, render_list, render_task, render_user
+from .representation import (
+    columns_for,
+    format_timestamp,
+    render_group,
+    render_list,
+    render_task,
+    render_user,
+)
 from .serializers import JobTaskSerializer
 from .uuids import base36
 
@@ -208,12 +224,90 @@ class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
             task = operations.save_delete(self.actor, self.get_object())
         return self._object_response(task, select)
 
+    # Scheduling (issue 5): extensions, routed explicitly in urls.py. Tasks they answer
+    # are the object of spec §2.1 followed by ``lease_expires_at`` and ``attempt``.
+
+    @action(detail=False, methods=["post"])
+    def claim(self, request: Request) -> Response:
+        """``POST job_tasks/claim``: take up to ``limit`` runnable tasks, leased to the caller."""
+        params = self.get_params()
+        limit = scheduling.claim_limit(_int_param(params, "limit"))
+        tasks = scheduling.claim(
+            self.actor,
+            job_uuid=_uuid_param(params, "job_uuid"),
+            limit=limit,
+            lease=_int_param(params, "lease_seconds"),
+        )
+        body = render_list([], select=None, offset=0, limit=limit, items_available=len(tasks))
+        body["items"] = [_leased(task) for task in tasks]
+        return Response(body)
+
+    @action(detail=True, methods=["post"])
+    def renew(self, request: Request, uuid: str) -> Response:
+        """``POST job_tasks/{uuid}/renew``: extend the caller's lease (``lease_seconds``)."""
+        params = self.get_params()
+        task = scheduling.renew(
+            self.actor,
+            uuid,
+            lease=_int_param(params, "lease_seconds"),
+            attempt=_int_param(params, "attempt"),
+        )
+        return Response(_leased(task))
+
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, uuid: str) -> Response:
+        """``POST job_tasks/{uuid}/release``: the claimant gives the task back to the queue."""
+        task = scheduling.release(
+            self.actor, uuid, attempt=_int_param(self.get_params(), "attempt")
+        )
+        return Response(_leased(task))
+
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, uuid: str) -> Response:
+        """``POST job_tasks/{uuid}/retry``: a failed task goes back to the queue."""
+        return Response(_leased(scheduling.retry(self.actor, uuid)))
+
+    @action(detail=False, methods=["get"])
+    def summary(self, request: Request) -> Response:
+        """``GET job_tasks/summary[?job_uuid=J]``: counts, current level, mean progress."""
+        job_uuid = _uuid_param(self.get_params(), "job_uuid")
+        return Response(scheduling.summary(self.actor, job_uuid=job_uuid))
+
     def _object_response(self, task: JobTask, select: Any) -> Response:
         body = render_task(task, select)
         response = Response(body)
         if "etag" in body:
             response["ETag"] = f'"{body["etag"]}"'
         return response
+
+
+def _leased(task: JobTask) -> dict[str, Any]:
+    """The wire object, then the task's lease: when it ends, and which claim it is."""
+    body = render_task(task)
+    body["lease_expires_at"] = format_timestamp(task.lease_expires_at)
+    body["attempt"] = task.attempts
+    return body
+
+
+def _int_param(params: dict[str, Any], name: str) -> int | None:
+    """An integer parameter (a JSON integer or a string of digits), or None when absent."""
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise InvalidRequest(f"{name} parameter must be an integer")
+
+
+def _uuid_param(params: dict[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not uuids.is_uuid(value):
+        raise InvalidRequest(f"{name} parameter must be an Arvados uuid")
+    return value
 
 
 def _check_boolean(params: dict[str, Any], name: str) -> None:
@@ -245,6 +339,51 @@ class CurrentUserView(ArvadosAPIView):
                 cluster_id=app_settings.CLUSTER_ID,
             )
         )
+
+
+class GroupListView(ArvadosAPIView):
+    """``GET /arvados/v1/groups``: the groups whose uuids the caller may use as ``owner_uuid``.
+
+    A user gets the groups they belong to; job managers and admins, who may give
+    tasks to any group, get every group. ``filters`` on ``uuid`` and ``name``;
+    ``limit``, ``offset`` and ``count`` as for tasks; ordered by name.
+    """
+
+    def get(self, request: Request) -> Response:
+        params = request_params(request)
+        keep = group_filter(params)
+        limit, offset = parse_limit(params.get("limit")), parse_offset(params.get("offset"))
+        count = parse_count(params.get("count"))
+        actor = self.actor
+        groups = Group.objects.order_by("name", "pk")
+        if not actor.sees_everything:
+            groups = groups.filter(pk__in=actor.group_ids_query())
+        manager_group = app_settings.MANAGER_GROUP_NAME
+        rows = [
+            {"uuid": group_uuid(group), "name": group.name}
+            for group in groups.select_related("job_tasks_identity")
+        ]
+        rows = [row for row in rows if keep(row)]
+        items = [
+            render_group(
+                row["name"],
+                row["uuid"],
+                is_manager_group=row["name"] == manager_group,
+                cluster_id=app_settings.CLUSTER_ID,
+            )
+            for row in rows[offset : offset + limit]
+        ]
+        body: dict[str, Any] = {
+            "kind": "arvados#groupList",
+            "etag": "",
+            "self_link": "",
+            "offset": offset,
+            "limit": limit,
+            "items": items,
+        }
+        if count:
+            body["items_available"] = len(rows)
+        return Response(body)
 
 
 class PathNotFoundView(ArvadosAPIView):
