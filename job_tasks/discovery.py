@@ -547,6 +547,83 @@ registry.add_schema(job_task_summary_schema())
 registry.add_methods(*scheduling_methods())
 
 
+def identity_schemas() -> list[dict[str, Any]]:
+    """``User`` and ``Group``: who the caller is, and the groups it may use as owners."""
+    user = object_schema(
+        "User",
+        "A user (the caller, from users.current).",
+        {
+            "uuid": ("string", "Object ID: use it as owner_uuid."),
+            "etag": ("string", "Object version."),
+            "owner_uuid": ("string", "The system user."),
+            "created_at": ("datetime", "When the user joined."),
+            "email": ("string", "Email address."),
+            "username": ("string", "Login name."),
+            "first_name": ("string", "First name."),
+            "last_name": ("string", "Last name."),
+            "is_admin": ("boolean", "A superuser: reads and writes every task."),
+            "is_active": ("boolean", "Inactive users are refused (403)."),
+            "is_job_manager": ("boolean", "Holds the job-manager role."),
+        },
+        "tpzed",
+    )
+    group = object_schema(
+        "Group",
+        "A group of users (a Django group).",
+        {
+            "uuid": ("string", "Object ID: use it as owner_uuid."),
+            "etag": ("string", "Object version."),
+            "owner_uuid": ("string", "The system user."),
+            "name": ("string", "Group name."),
+            "group_class": ("string", "Always role."),
+            "is_job_manager_group": ("boolean", "Membership grants the job-manager role."),
+        },
+        "j7d0g",
+    )
+    return [user, group, list_schema("Group", "arvados#groupList")]
+
+
+def identity_methods() -> list[DiscoveryMethod]:
+    """``users.current`` and ``groups.list`` (and its alias ``groups.index``)."""
+    group_list = DiscoveryMethod(
+        "groups",
+        "list",
+        "GET",
+        "groups",
+        "The groups the caller may use as owner_uuid (all of them for job managers).",
+        {
+            "filters": DiscoveryParameter("array", "Conditions on uuid and name."),
+            "limit": DiscoveryParameter(
+                "integer", "Page size.", default=lambda: app_settings.DEFAULT_LIMIT
+            ),
+            "offset": DiscoveryParameter("integer", "Items to skip.", default=0),
+            "count": DiscoveryParameter(
+                "string", "exact: report items_available; none: skip counting.", default="exact"
+            ),
+        },
+        response="GroupList",
+        read_only=True,
+    )
+    return [
+        DiscoveryMethod(
+            "users",
+            "current",
+            "GET",
+            "users/current",
+            "The caller, as a user object.",
+            response="User",
+            read_only=True,
+        ),
+        group_list,
+        group_list.alias("index"),
+    ]
+
+
+for _schema in identity_schemas():
+    registry.add_schema(_schema)
+registry.add_methods(*identity_methods())
+
+
 def api_root_url(request: Request) -> str:
     """``scheme://host[:port]/`` plus any script prefix: where ``arvados/v1/`` lives.
 

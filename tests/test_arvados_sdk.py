@@ -492,3 +492,18 @@ def test_invalid_input_is_a_422_api_error(api: Any) -> None:
     error = api_error(lambda: api.job_tasks().list(filters=[["nope", "=", 1]]).execute())
     assert error.resp.status == 422
     assert "nope" in error.reason
+
+
+def test_users_current_and_groups_list(api: Any, alice: Caller) -> None:
+    from django.contrib.auth.models import Group
+
+    alice.user.groups.add(Group.objects.create(name="lab"))
+
+    me = api.users().current().execute()
+    groups = api.groups().list(filters=[["name", "like", "l%"]]).execute()
+
+    assert me["uuid"] == alice.uuid
+    assert me["is_job_manager"] is False
+    assert [group["name"] for group in groups["items"]] == ["lab"]
+    task = api.job_tasks().create(body={"owner_uuid": groups["items"][0]["uuid"]}).execute()
+    assert task["owner_uuid"] == groups["items"][0]["uuid"]

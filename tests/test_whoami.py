@@ -154,3 +154,15 @@ def test_groups_paging_and_count_none(alice, lab_groups):
 
 def test_groups_needs_a_token():
     assert APIClient().get(GROUPS).status_code == 401
+
+
+def test_users_current_and_groups_list_are_in_the_discovery_document(anon):
+    document = anon.get("/discovery/v1/apis/arvados/v1/rest").json()
+    methods = document["resources"]
+    assert methods["users"]["methods"]["current"]["path"] == "users/current"
+    assert methods["users"]["methods"]["current"]["response"] == {"$ref": "User"}
+    groups = methods["groups"]["methods"]
+    assert groups["list"]["path"] == "groups"
+    assert groups["list"]["parameters"]["filters"]["type"] == "array"
+    assert groups["list"]["response"] == {"$ref": "GroupList"}
+    assert {"User", "Group", "GroupList"} <= set(document["schemas"])
