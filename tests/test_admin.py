@@ -92,3 +92,34 @@ def test_token_actions_make_tokens_unusable(admin_client_, alice, action):
 
     assert "1 token" in response.content.decode()
     assert alice.client.get("/arvados/v1/job_tasks").status_code == 401
+
+
+def test_manager_attributes_are_read_only_in_the_admin_for_non_managers(alice, manager, make_task):
+    from django.contrib.auth.models import Permission
+
+    perms = Permission.objects.filter(
+        content_type__app_label="job_tasks", codename__in=["view_jobtask", "change_jobtask"]
+    )
+    for caller in (alice, manager):
+        caller.user.is_staff = True
+        caller.user.save()
+        caller.user.user_permissions.add(*perms)
+    task = make_task(alice, qsequence=5, job_uuid="zzzzz-8i9sb-aaaaaaaaaaaaaaa")
+    url = reverse("admin:job_tasks_jobtask_change", args=[task.pk])
+
+    plain = Client()
+    plain.force_login(alice.user)
+    page = plain.get(url).content.decode()
+    assert 'name="qsequence"' not in page
+    assert 'name="job_uuid"' not in page
+    assert 'name="created_by_job_task_uuid"' not in page
+    assert 'name="sequence"' in page
+    plain.post(
+        url, {"owner_uuid": alice.uuid, "qsequence": "99", "parameters": "{}", "success": ""}
+    )
+    task.refresh_from_db()
+    assert task.qsequence == 5
+
+    boss = Client()
+    boss.force_login(manager.user)
+    assert 'name="qsequence"' in boss.get(url).content.decode()
