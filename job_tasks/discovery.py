@@ -624,6 +624,52 @@ for _schema in identity_schemas():
 registry.add_methods(*identity_methods())
 
 
+def history_schemas() -> list[dict[str, Any]]:
+    """``Log``: one audit event of a task (Arvados's log object)."""
+    log = object_schema(
+        "Log",
+        "One change to a job task, from the audit log.",
+        {
+            "uuid": ("string", "Object ID."),
+            "etag": ("string", "Always empty."),
+            "object_uuid": ("string", "The task changed."),
+            "object_owner_uuid": ("string", "The task's owner at that time."),
+            "event_type": ("string", "create, update, delete, claim, renew, release, ..."),
+            "event_at": ("datetime", "When it happened."),
+            "modified_by_user_uuid": ("string", "Who did it (null: the system)."),
+            "modified_by_token_uuid": ("string", "With which token."),
+            "summary": ("string", "Why, in words, when the system did it."),
+            "properties": ("Hash", "old_attributes and new_attributes of the task."),
+        },
+        "57u5n",
+    )
+    return [log, list_schema("Log", "arvados#logList")]
+
+
+for _schema in history_schemas():
+    registry.add_schema(_schema)
+registry.add_methods(
+    DiscoveryMethod(
+        "job_tasks",
+        "history",
+        "GET",
+        "job_tasks/{uuid}/history",
+        "The task's audit events, newest first (also for a deleted task).",
+        {
+            "limit": DiscoveryParameter(
+                "integer", "Page size.", default=lambda: app_settings.DEFAULT_LIMIT
+            ),
+            "offset": DiscoveryParameter("integer", "Items to skip.", default=0),
+            "count": DiscoveryParameter(
+                "string", "exact: report items_available; none: skip counting.", default="exact"
+            ),
+        },
+        response="LogList",
+        read_only=True,
+    )
+)
+
+
 def api_root_url(request: Request) -> str:
     """``scheme://host[:port]/`` plus any script prefix: where ``arvados/v1/`` lives.
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from .models import JobTask
+from .uuids import LOG_INFIX, base36
 
 KIND = "arvados#jobTask"
 LIST_KIND = "arvados#jobTaskList"
@@ -44,7 +45,6 @@ TIMESTAMP_ATTRIBUTES = frozenset(
     {"created_at", "modified_at", "started_at", "finished_at", "updated_at"}
 )
 
-_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def format_timestamp(value: datetime | None) -> str | None:
@@ -109,6 +109,39 @@ def render_task(task: JobTask, select: Sequence[str] | None = None) -> dict[str,
     return render_row(row, select)
 
 
+def task_etag(task: JobTask) -> str:
+    """The etag of a model instance (as ``render_task`` would put in the body)."""
+    row = {name: getattr(task, name) for name in STORED_ATTRIBUTES}
+    for name in TIMESTAMP_ATTRIBUTES.intersection(row):
+        row[name] = format_timestamp(row[name])
+    if row["parameters"] is None:
+        row["parameters"] = {}
+    return etag(row)
+
+
+def render_event(event: Any, cluster_id: str) -> dict[str, Any]:
+    """An audit event as an Arvados log object (``arvados#log``)."""
+    uuid = f"{cluster_id}-{LOG_INFIX}-{base36(event.id).rjust(15, '0')}"
+    attributes = event.new_attributes or event.old_attributes or {}
+    return {
+        "href": f"/logs/{uuid}",
+        "kind": "arvados#log",
+        "etag": "",
+        "uuid": uuid,
+        "object_uuid": event.object_uuid,
+        "object_owner_uuid": attributes.get("owner_uuid"),
+        "event_type": event.event_type,
+        "event_at": format_timestamp(event.created_at),
+        "modified_by_user_uuid": event.user_uuid,
+        "modified_by_token_uuid": event.token_uuid,
+        "summary": event.summary,
+        "properties": {
+            "old_attributes": event.old_attributes,
+            "new_attributes": event.new_attributes,
+        },
+    }
+
+
 def render_list(
     rows: Iterable[dict[str, Any]],
     *,
@@ -137,12 +170,7 @@ def _etag_of(values: list[Any]) -> str:
         dump = orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:  # integers beyond 64 bits in parameters
         dump = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
-    number = int.from_bytes(hashlib.md5(dump, usedforsecurity=False).digest(), "big")
-    digits = []
-    while number:
-        number, digit = divmod(number, 36)
-        digits.append(_DIGITS[digit])
-    return "".join(reversed(digits)) or "0"
+    return base36(int.from_bytes(hashlib.md5(dump, usedforsecurity=False).digest(), "big"))
 
 
 def system_user_uuid(cluster_id: str) -> str:

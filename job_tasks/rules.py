@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .identities import Actor
-from .models import JobTask
+from .models import AuditEvent, JobTask
 
 if TYPE_CHECKING:
     from .operations import Write
@@ -31,6 +31,13 @@ def may_write_owner(actor: Actor, owner_uuid: str) -> bool:
 def may_write_task(actor: Actor, task: JobTask) -> bool:
     """May ``actor`` change or delete ``task``? (Whoever may see a task may write it.)"""
     return may_write_owner(actor, task.owner_uuid)
+
+
+def may_see_event(actor: Actor, event: AuditEvent) -> bool:
+    """May ``actor`` read the history of a task that is gone? Judged by its last owner."""
+    attributes = event.new_attributes or event.old_attributes or {}
+    owner = attributes.get("owner_uuid")
+    return actor.sees_everything or (owner is not None and may_write_owner(actor, owner))
 
 
 def inactive_refusal(actor: Actor) -> str | None:

@@ -21,6 +21,7 @@ job_task_summary = JobTaskViewSet.as_view({"get": "summary"})
 job_task_renew = JobTaskViewSet.as_view({"post": "renew"})
 job_task_release = JobTaskViewSet.as_view({"post": "release"})
 job_task_retry = JobTaskViewSet.as_view({"post": "retry"})
+job_task_history = JobTaskViewSet.as_view({"get": "history"})
 job_task_detail = JobTaskViewSet.as_view(
     {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
 )
@@ -32,6 +33,7 @@ urlpatterns = [
     re_path(rf"^{_MEMBER}/renew/?$", job_task_renew, name="jobtask-renew"),
     re_path(rf"^{_MEMBER}/release/?$", job_task_release, name="jobtask-release"),
     re_path(rf"^{_MEMBER}/retry/?$", job_task_retry, name="jobtask-retry"),
+    re_path(rf"^{_MEMBER}/history/?$", job_task_history, name="jobtask-history"),
     re_path(r"^arvados/v1/job_tasks/(?P<uuid>[^/]+)/?$", job_task_detail, name="jobtask-detail"),
     re_path(r"^arvados/v1/users/current/?$", CurrentUserView.as_view(), name="user-current"),
     re_path(r"^arvados/v1/groups/?$", GroupListView.as_view(), name="group-list"),

@@ -13,6 +13,7 @@ USER_INFIX = "tpzed"
 GROUP_INFIX = "j7d0g"
 TOKEN_INFIX = "gj3su"
 JOB_INFIX = "8i9sb"
+LOG_INFIX = "57u5n"
 
 #: ``is_a`` kinds and the infix each one names (the resources Arvados 1.4 knew).
 KIND_INFIXES: dict[str, str] = {

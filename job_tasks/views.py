@@ -22,10 +22,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import operations, scheduling, uuids
+from . import operations, rules, scheduling, uuids
 from .app_settings import app_settings
 from .authentication import ApiTokenAuthentication
-from .errors import InvalidRequest, NotFound
+from .errors import InvalidRequest, NotFound, PreconditionFailed
 from .exceptions import exception_handler
 from .filters import (
     group_filter,
@@ -36,17 +36,19 @@ from .filters import (
     parse_select,
 )
 from .identities import Actor, group_uuid
-from .models import JobTask
+from .models import AuditEvent, JobTask
 from .params import job_task_attributes, request_params
 from .permissions import CanAssignOwner, CanSetManagerAttributes, CanWriteTask, IsActiveUser
 from .renderers import AlwaysJSON, ORJSONParser, ORJSONRenderer
 from .representation import (
     columns_for,
     format_timestamp,
+    render_event,
     render_group,
     render_list,
     render_task,
     render_user,
+    task_etag,
 )
 from .serializers import JobTaskSerializer
 from .uuids import base36
@@ -197,9 +199,44 @@ class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
             )
         )
 
+    def check_object_permissions(self, request: Request, obj: JobTask) -> None:
+        # Preconditions come first: a stale writer learns it (412) before anything else.
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            check_if_match(request.META.get("HTTP_IF_MATCH"), task_etag(obj))
+        super().check_object_permissions(request, obj)
+
     def retrieve(self, request: Request, uuid: str) -> Response:
         select = parse_select(self.get_params().get("select"))
         return self._object_response(self.get_object(), select)
+
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, uuid: str) -> Response:
+        """``GET job_tasks/{uuid}/history``: the task's audit events, newest first.
+
+        Readable by whoever may read the task, also once it is deleted (judged by the
+        owner in its last recorded state). Paged like a list: ``limit``, ``offset``,
+        ``count``.
+        """
+        params = self.get_params()
+        limit, offset = parse_limit(params.get("limit")), parse_offset(params.get("offset"))
+        count = parse_count(params.get("count"))
+        events = AuditEvent.objects.filter(object_uuid=uuid).order_by("-id")
+        if not JobTask.objects.visible_to(self.actor).filter(uuid=uuid).exists():
+            last = events.first()
+            if last is None or not rules.may_see_event(self.actor, last):
+                raise NotFound("Path not found")
+        page = list(events[offset : offset + limit])
+        body: dict[str, Any] = {
+            "kind": "arvados#logList",
+            "etag": "",
+            "self_link": "",
+            "offset": offset,
+            "limit": limit,
+            "items": [render_event(event, app_settings.CLUSTER_ID) for event in page],
+        }
+        if count:
+            body["items_available"] = events.count()
+        return Response(body)
 
     def create(self, request: Request) -> Response:
         params = self.get_params()
@@ -274,10 +311,8 @@ class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
         return Response(scheduling.summary(self.actor, job_uuid=job_uuid))
 
     def _object_response(self, task: JobTask, select: Any) -> Response:
-        body = render_task(task, select)
-        response = Response(body)
-        if "etag" in body:
-            response["ETag"] = f'"{body["etag"]}"'
+        response = Response(render_task(task, select))
+        response["ETag"] = f'"{task_etag(task)}"'
         return response
 
 
@@ -308,6 +343,25 @@ def _uuid_param(params: dict[str, Any], name: str) -> str | None:
     if not isinstance(value, str) or not uuids.is_uuid(value):
         raise InvalidRequest(f"{name} parameter must be an Arvados uuid")
     return value
+
+
+def check_if_match(header: str | None, current: str) -> None:
+    """``If-Match`` (spec §15.8): the etag(s) the client's change was based on.
+
+    Quoted or bare, comma-separated, or ``*``; weak (``W/``) tags never match (RFC
+    9110 §13.1.1 uses strong comparison). No header: no condition.
+    """
+    if header is None:
+        return
+    tags = [tag.strip() for tag in header.split(",") if tag.strip()]
+    if "*" in tags:
+        return
+    if any(tag.strip('"') == current for tag in tags if not tag.startswith("W/")):
+        return
+    raise PreconditionFailed(
+        f"Precondition failed: the task has changed (its etag is now {current}); "
+        "get it again and reapply your change"
+    )
 
 
 def _check_boolean(params: dict[str, Any], name: str) -> None:
