@@ -51,7 +51,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", "sqlite:///:memory:"), conn_max_age=0
+        os.environ.get("DATABASE_URL") or "sqlite:///:memory:", conn_max_age=0
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
