@@ -46,7 +46,6 @@ TIMESTAMP_ATTRIBUTES = frozenset(
 )
 
 
-
 def format_timestamp(value: datetime | None) -> str | None:
     """UTC with exactly nine fractional digits: ``2014-04-21T15:37:48.123456000Z``."""
     if value is None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import signal
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connections
 
 from job_tasks.models import ApiToken, JobTask
+from tests.conftest import new_user
 from tests.scheduling_scenario import check, drain, seed, start_worker, wait_for, worker_argv
 
 JOBS, LEVELS, PER_LEVEL = 5, 5, 8
@@ -25,7 +25,7 @@ LEASE = 2
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_workers_drain_the_queue_once_each_in_sequence_order_despite_a_sigkill(live_server):
-    owner = get_user_model().objects.create_user(username="owner")
+    owner = new_user("owner")
     tokens = [ApiToken.issue(owner)[1] for _ in range(4)]
     victim_token_object, victim_token = ApiToken.issue(owner)
     expected = seed(owner, jobs=JOBS, levels=LEVELS, per_level=PER_LEVEL)
