@@ -22,6 +22,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import ScratchDatabase
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SEED_SQL = """
@@ -75,50 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args(argv)
 
-    import dj_database_url
-    import psycopg2
-
     url = args.database_url
-    if not url.startswith(("postgres://", "postgresql://")):
-        parser.error("give a PostgreSQL URL (or set DATABASE_URL)")
-    config = dj_database_url.parse(url)
-    name = f"{config['NAME']}_bench"
-    bench_url = url.rsplit("/", 1)[0] + f"/{name}"
-
-    def admin_sql(sql: str) -> None:
-        connection = psycopg2.connect(
-            dbname="postgres",
-            user=config["USER"] or None,
-            password=config["PASSWORD"] or None,
-            host=config["HOST"] or None,
-            port=config["PORT"] or None,
-        )
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-        connection.close()
-
-    admin_sql(f'DROP DATABASE IF EXISTS "{name}"')
-    admin_sql(f'CREATE DATABASE "{name}"')
-    os.environ.update(
-        DATABASE_URL=bench_url,
-        DJANGO_SETTINGS_MODULE="jobtasks_project.settings",
-        SECRET_KEY="bench-only-not-secret",
-        ALLOWED_HOSTS="testserver",
-    )
-    os.environ.pop("DEBUG", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.db import connections
+    scratch = ScratchDatabase.create(url)
+    scratch.setup_django(allowed_hosts="testserver")
 
     try:
         run(args)
     finally:
-        connections.close_all()
         if not args.keep:
-            admin_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            scratch.drop()
     return 0
 
 

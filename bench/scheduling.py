@@ -25,6 +25,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import ScratchDatabase
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,42 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args(argv)
 
-    import dj_database_url
-    import psycopg2
-
     url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        parser.error("set DATABASE_URL to a PostgreSQL URL")
-    config = dj_database_url.parse(url)
-    name = f"{config['NAME']}_bench"
-    bench_url = url.rsplit("/", 1)[0] + f"/{name}"
-
-    def admin_sql(sql: str) -> None:
-        connection = psycopg2.connect(
-            dbname="postgres",
-            user=config["USER"] or None,
-            password=config["PASSWORD"] or None,
-            host=config["HOST"] or None,
-            port=config["PORT"] or None,
-        )
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-        connection.close()
-
-    admin_sql(f'DROP DATABASE IF EXISTS "{name}"')
-    admin_sql(f'CREATE DATABASE "{name}"')
-    os.environ.update(
-        DATABASE_URL=bench_url,
-        DJANGO_SETTINGS_MODULE="jobtasks_project.settings",
-        SECRET_KEY="bench-only-not-secret",
-        ALLOWED_HOSTS="127.0.0.1",
-    )
-    os.environ.pop("DEBUG", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    scratch = ScratchDatabase.create(url)
+    scratch.setup_django(allowed_hosts="127.0.0.1")
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connections
@@ -141,8 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-        connections.close_all()
-        admin_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        scratch.drop()
 
 
 def _answers(port: int) -> bool:

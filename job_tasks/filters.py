@@ -120,6 +120,7 @@ from django_filters.rest_framework import FilterSet
 from .app_settings import app_settings
 from .errors import InvalidRequest
 from .models import JobTask
+from .representation import STORED_ATTRIBUTES
 from .uuids import KIND_INFIXES, infix_of
 
 __all__ = [
@@ -138,25 +139,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 # Attributes
 
-#: Stored attributes in wire order (spec §2.1, rows 4-19).
-STORED_ATTRIBUTES: tuple[str, ...] = (
-    "uuid",
-    "owner_uuid",
-    "created_at",
-    "modified_by_client_uuid",
-    "modified_by_user_uuid",
-    "modified_at",
-    "job_uuid",
-    "created_by_job_task_uuid",
-    "sequence",
-    "qsequence",
-    "parameters",
-    "output",
-    "progress",
-    "success",
-    "started_at",
-    "finished_at",
-)
 #: Names ``select`` accepts, in wire order.
 SELECTABLE_ATTRIBUTES: tuple[str, ...] = ("href", "kind", "etag", *STORED_ATTRIBUTES)
 #: Columns usable in ``filters``, ``where`` and ``order``.
