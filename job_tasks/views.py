@@ -8,6 +8,7 @@ settings never change the API's behaviour.
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -324,6 +325,10 @@ def _leased(task: JobTask) -> dict[str, Any]:
     return body
 
 
+#: ASCII digits only: ``str.isdigit()`` also accepts "²" and "①", which ``int()`` refuses.
+_INTEGER_RE = re.compile(r"-?[0-9]{1,19}")
+
+
 def _int_param(params: dict[str, Any], name: str) -> int | None:
     """An integer parameter (a JSON integer or a string of digits), or None when absent."""
     value = params.get(name)
@@ -331,7 +336,7 @@ def _int_param(params: dict[str, Any], name: str) -> int | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _INTEGER_RE.fullmatch(value.strip()):
         return int(value)
     raise InvalidRequest(f"{name} parameter must be an integer")
 
