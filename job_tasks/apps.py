@@ -19,3 +19,7 @@ class JobTasksConfig(AppConfig):
         from .signals import create_manager_group
 
         post_migrate.connect(create_manager_group, sender=self)
+        import importlib.util  # the OpenAPI description, only when drf-spectacular is there
+
+        if importlib.util.find_spec("drf_spectacular") is not None:
+            from . import openapi  # noqa: F401  (registers the drf-spectacular extensions)

@@ -121,8 +121,27 @@ JOB_TASKS = {
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {
     "TITLE": "django-job-tasks",
-    "DESCRIPTION": "The Arvados job_tasks REST API (v1).",
+    "DESCRIPTION": (
+        "The Arvados `job_tasks` REST API (v1), with its scheduling extensions.\n\n"
+        "Every success is 200 and every error the Arvados envelope "
+        '`{"errors": [...], "error_token": "..."}`. Every answer carries CORS headers and '
+        "`X-Request-Id`; `OPTIONS` answers 200 without a token; paths work with or "
+        "without a trailing slash and never redirect. Array and object parameters are "
+        "JSON-encoded in the query string, as the Arvados SDKs send them."
+    ),
     "VERSION": "v1",
+    # job_tasks.openapi describes the API; this hook writes its paths without the
+    # optional trailing slash and leaves out the catch-all 404 route.
+    "PREPROCESSING_HOOKS": ["job_tasks.openapi.preprocess_endpoints"],
+    "SERVE_INCLUDE_SCHEMA": False,
+    "TAGS": [
+        {"name": "job_tasks", "description": "The Arvados methods: list, get, create, ..."},
+        {"name": "scheduling", "description": "Claims, leases, retries and summaries."},
+        {"name": "users", "description": "Who the caller is."},
+        {"name": "groups", "description": "The groups the caller may give tasks to."},
+        {"name": "discovery", "description": "The discovery document of the Arvados SDKs."},
+    ],
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
