@@ -61,6 +61,7 @@ from .models import (
     UserIdentity,
 )
 from .renderers import loads
+from .representation import STORED_ATTRIBUTES
 from .serializers import JobTaskSerializer
 
 #: Set by the server, never typed in the admin.
@@ -80,18 +81,9 @@ SCHEDULING_FIELDS = (
     "attempts",
     "expired_leases",
 )
-WRITABLE_FIELDS = (
-    "owner_uuid",
-    "job_uuid",
-    "created_by_job_task_uuid",
-    "sequence",
-    "qsequence",
-    "parameters",
-    "output",
-    "progress",
-    "success",
-    "started_at",
-    "finished_at",
+#: What a person may edit: the API's writable attributes but ``uuid``, in wire order.
+WRITABLE_FIELDS = tuple(
+    name for name in STORED_ATTRIBUTES if name in JobTaskSerializer.writable() - {"uuid"}
 )
 #: Shown on the change form, computed (never stored).
 DISPLAY_FIELDS = ("state_badge", "job_link", "audit_log")
