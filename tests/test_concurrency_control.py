@@ -83,6 +83,7 @@ def _increment(token: str, uuid: str, times: int, queue: multiprocessing.Queue) 
     done = 0
     while done < times:
         current = client.get(f"{URL}/{uuid}")
+        assert current.status_code == 200, current.content
         n = current.json()["parameters"]["n"]
         response = client.put(
             f"{URL}/{uuid}",
