@@ -106,11 +106,7 @@ STATE_LABELS = {
 
 def actor_for(request: HttpRequest) -> Actor:
     """The ``Actor`` of an admin request (made once per request)."""
-    actor = getattr(request, "_job_tasks_actor", None)
-    if actor is None:
-        actor = Actor.for_user(request.user)
-        request._job_tasks_actor = actor  # type: ignore[attr-defined]
-    return actor
+    return Actor.for_request(request)
 
 
 # --------------------------------------------------------------------------- display

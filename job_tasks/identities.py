@@ -69,6 +69,20 @@ class Actor:
     def for_user(cls, user: Any, token_uuid: str | None = None) -> Actor:
         return cls(user=user, token_uuid=token_uuid)
 
+    @classmethod
+    def for_request(cls, request: Any) -> Actor:
+        """The actor of a (DRF or Django) request, made once and kept on it.
+
+        Sharing one instance lets the view, every permission class and the domain
+        reuse its cached uuid, role and groups instead of querying them again.
+        """
+        actor = getattr(request, "_job_tasks_actor", None)
+        if actor is None or actor.user is not request.user:
+            token_uuid = getattr(getattr(request, "auth", None), "uuid", None)
+            actor = cls.for_user(request.user, token_uuid=token_uuid)
+            request._job_tasks_actor = actor
+        return actor
+
     @property
     def is_authenticated(self) -> bool:
         return not isinstance(self.user, AnonymousUser) and self.user.is_authenticated

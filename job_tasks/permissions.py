@@ -27,7 +27,7 @@ _UPDATE = frozenset({"update", "partial_update"})
 
 
 def _actor(request: Request) -> Actor:
-    return Actor.for_user(request.user)
+    return Actor.for_request(request)
 
 
 def _planned_write(view: Any, task: JobTask | None) -> Any:

@@ -126,12 +126,7 @@ class ArvadosAPIView(APIView):
     @property
     def actor(self) -> Actor:
         """Who this request acts for (made once per request)."""
-        actor = getattr(self.request, "_job_tasks_actor", None)
-        if actor is None or actor.user is not self.request.user:
-            auth = self.request.auth
-            actor = Actor.for_user(self.request.user, token_uuid=getattr(auth, "uuid", None))
-            self.request._job_tasks_actor = actor
-        return actor
+        return Actor.for_request(self.request)
 
 
 class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
