@@ -1,7 +1,7 @@
 """The admin in a real browser: Playwright driving Debian's headless Chromium.
 
-Chromium comes from Debian (``apt-get install chromium``; ``.ci/run`` installs it),
-never from Playwright's own download. These tests fail, never skip, without it.
+Chromium comes from Debian (``apt-get install chromium``; ``scripts/test`` installs it
+when missing), never from Playwright's own download. These tests fail, never skip, without it.
 They log in as a job manager and as a plain operator, use the filters, the search,
 actions and the change form, and save the screenshots the README shows
 (``docs/img/``).
@@ -49,7 +49,7 @@ def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's chromium "
-            "(apt-get install -y chromium chromium-driver; .ci/run does)",
+            "(apt-get install -y chromium chromium-driver; scripts/test does)",
             pytrace=False,
         )
     from playwright.sync_api import sync_playwright
