@@ -20,7 +20,9 @@ from .renderers import loads
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
-_INTEGER_RE = re.compile(r"^-?\d+$")
+#: ASCII digits only (``\d`` also takes "²", which ``int()`` refuses), and few enough
+#: that ``int()`` never hits Python's digit limit: anything longer is out of range anyway.
+_INTEGER_RE = re.compile(r"-?[0-9]{1,30}")
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
@@ -59,9 +61,12 @@ class StrictIntegerField(serializers.Field):
         if isinstance(data, bool) or not isinstance(data, (int, str)):
             raise serializers.ValidationError(f"must be an integer, not {type(data).__name__}.")
         if isinstance(data, str):
-            if not _INTEGER_RE.match(data.strip()):
-                raise serializers.ValidationError(f"must be an integer, not '{data}'.")
-            data = int(data)
+            text = data.strip()
+            if not _INTEGER_RE.fullmatch(text):
+                if re.fullmatch(r"-?[0-9]+", text):
+                    raise serializers.ValidationError("is out of range.")
+                raise serializers.ValidationError(f"must be an integer, not '{data[:40]}'.")
+            data = int(text)
         low, high = self.bounds
         if not low <= data <= high:
             raise serializers.ValidationError(f"{data} is out of range [{low}, {high}].")
@@ -79,6 +84,8 @@ class ProgressField(serializers.Field):
             raise serializers.ValidationError(f"must be a number, not {type(data).__name__}.")
         try:
             value = float(data)
+        except OverflowError:  # an integer beyond any float
+            raise serializers.ValidationError("is out of range [0, 1].") from None
         except ValueError:
             raise serializers.ValidationError(f"must be a number, not '{data}'.") from None
         if not math.isfinite(value) or not 0 <= value <= 1:
@@ -130,7 +137,11 @@ class TimestampField(serializers.Field):
             raise serializers.ValidationError(f"'{data}' is not an ISO-8601 timestamp.")
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
-        if not 1 <= value.astimezone(timezone.utc).year <= 9998:
+        try:
+            in_range = 1 <= value.astimezone(timezone.utc).year <= 9998
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-23:00 is past year 9999 in UTC
+            in_range = False
+        if not in_range:
             raise serializers.ValidationError(f"'{data}' is out of range.")
         return value
 
