@@ -75,8 +75,10 @@ class JobTaskQuerySet(models.QuerySet["JobTask"]):
 
         Not started, not finished, and every task of the same ``job_uuid`` at a lower
         level (``sequence``, null counting as 0) has ``success = true``. A task with no
-        job stands alone. One ``NOT EXISTS`` subquery; used by claiming, by the
-        ``started_at`` check of every write, and by the summary.
+        job stands alone. One ``NOT EXISTS`` subquery over :meth:`blocking`. Claiming
+        and the admin's "runnable" filter use it; the ``started_at`` check of writes
+        (``operations._check_may_start``) and the summary's ``runnable`` count ask
+        :meth:`blocking` directly, so the barrier is written once, in :meth:`blocking`.
         """
         blockers = JobTask.objects.blocking(
             OuterRef("job_uuid"), Coalesce(OuterRef("sequence"), Value(0))
