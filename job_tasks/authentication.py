@@ -23,6 +23,10 @@ def token_from_request(request: Request) -> str | None:
     The ``api_token`` / ``oauth_token`` parameter may be in the query string or in a
     form body. JSON bodies are not parsed here: a malformed body must still be
     answered with 401 before it is reported as malformed.
+
+    Reading a form body (or the query string) may raise Django's ``RequestDataTooBig``
+    or ``TooManyFieldsSent``; they are left to propagate. DRF authenticates inside the
+    view's exception handling, which answers them in the error envelope (413, 400).
     """
     django_request = request._request
     sources: list[QueryDict] = [django_request.GET]

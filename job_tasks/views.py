@@ -98,9 +98,18 @@ class ArvadosAPIView(APIView):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         self.request_id = request_id(request)
-        if request.method == "POST" and overridden_to_get(request):
-            request.method = "GET"
         return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # The method override reads the form body, which Django refuses when it is over
+        # DATA_UPLOAD_MAX_MEMORY_SIZE or DATA_UPLOAD_MAX_NUMBER_FIELDS: here, inside
+        # dispatch's exception handling, that refusal is answered in the envelope.
+        if request.method == "POST" and overridden_to_get(request._request):
+            request._request.method = "GET"
+            action_map = getattr(self, "action_map", None)
+            if action_map is not None:  # a viewset: the action follows the method
+                self.action = action_map.get("get")
+        super().initial(request, *args, **kwargs)
 
     # OPTIONS is a CORS preflight: 200, empty, before authentication (spec §5).
     def perform_authentication(self, request: Request) -> None:

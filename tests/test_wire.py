@@ -109,3 +109,82 @@ def test_nan_is_not_json(alice):
         URL, data='{"job_task": {"progress": NaN}}', content_type="application/json"
     )
     assert response.status_code == 422
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def assert_envelope(response, status: int, message: str) -> None:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert list(body) == ["errors", "error_token"]
+    assert message in body["errors"][0]
+    assert_cors(response)
+    assert re.match(r"^req-[0-9a-z]{20}$", response["X-Request-Id"])
+
+
+# Django reads form bodies under its own limits (DATA_UPLOAD_MAX_MEMORY_SIZE and
+# DATA_UPLOAD_MAX_NUMBER_FIELDS). Whichever reads the form first (the method override,
+# the token lookup, the parameters), a body over a limit is answered in the envelope.
+
+
+@pytest.mark.parametrize(
+    ("path", "extra"),
+    [
+        (URL, {}),
+        (URL, {"HTTP_X_HTTP_METHOD_OVERRIDE": "GET"}),
+        (f"{URL}/zzzzz-ot0gb-000000000000000", {}),
+        ("/arvados/v1/nothing", {}),
+        ("/discovery/v1/apis/arvados/v1/rest", {}),
+    ],
+)
+def test_oversized_form_body_is_413_in_the_envelope(settings, alice, path, extra):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    body = "_method=GET&job_task=" + "x" * 200
+    response = alice.client.post(path, data=body, content_type=FORM, **extra)
+    assert_envelope(response, 413, "exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE")
+
+
+def test_oversized_form_body_without_a_token_is_413_in_the_envelope(settings, anon):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    response = anon.post(URL, data="job_task=" + "x" * 200, content_type=FORM)
+    assert_envelope(response, 413, "exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE")
+
+
+def test_oversized_multipart_form_is_413_in_the_envelope(settings, alice):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    response = alice.client.post(URL, {"_method": "GET", "job_task": "x" * 200})
+    assert_envelope(response, 413, "exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE")
+
+
+@pytest.mark.parametrize("path", [URL, f"{URL}/zzzzz-ot0gb-000000000000000"])
+def test_too_many_form_fields_is_400_in_the_envelope(settings, alice, path):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    body = "_method=GET&" + "&".join(f"f{n}=1" for n in range(10))
+    response = alice.client.post(path, data=body, content_type=FORM)
+    assert_envelope(response, 400, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
+
+
+def test_too_many_multipart_fields_is_400_in_the_envelope(settings, alice):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    response = alice.client.post(URL, {f"f{n}": "1" for n in range(10)})
+    assert_envelope(response, 400, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
+
+
+def test_too_many_query_parameters_is_400_in_the_envelope(settings, alice):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    query = "&".join(f"f{n}=1" for n in range(10))
+    response = alice.client.get(f"{URL}?{query}")
+    assert_envelope(response, 400, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
+
+
+def test_a_form_body_within_the_limits_still_authenticates_and_overrides(settings, alice):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    body = f"_method=GET&api_token={alice.token}&limit=0"
+    response = alice.client.__class__().post(URL, data=body, content_type=FORM)
+    assert response.status_code == 200, response.content
+    assert response.json()["kind"] == "arvados#jobTaskList"
+    assert response.json()["limit"] == 0
+    assert_cors(response)
