@@ -8,7 +8,7 @@ The document is assembled from a small registry: schemas (the shapes of objects)
 
     registry.add_methods(
         DiscoveryMethod("job_tasks", "claim", "POST", "job_tasks/claim",
-                        "Claim the next runnable task.", response="JobTask"),
+                        "Claim the next runnable task.", response="LeasedJobTaskList"),
     )
 
 and a resource with the usual CRUD methods is ``registry.add_schema(...)`` plus
@@ -175,6 +175,7 @@ def list_schema(name: str, kind: str) -> dict[str, Any]:
                 "default": kind,
             },
             "etag": {"type": "string", "description": "List version (always empty)."},
+            "self_link": {"type": "string", "description": "Always empty."},
             "offset": {"type": "integer", "description": "The offset of the first item."},
             "limit": {"type": "integer", "description": "The effective page size."},
             "items": {
@@ -417,6 +418,34 @@ def job_task_schema() -> dict[str, Any]:
     return object_schema("JobTask", "Arvados job task.", properties, JOB_TASK_INFIX)
 
 
+#: The keys the scheduling calls add after a task's attributes (spec §2.1 order first).
+LEASE_PROPERTIES: dict[str, tuple[str, str]] = {
+    "lease_expires_at": ("datetime", "When the caller's lease ends (null: not leased)."),
+    "attempt": (
+        "integer",
+        "How many times the task has been claimed; give it back to renew and release.",
+    ),
+}
+
+
+def leased_job_task_schema() -> dict[str, Any]:
+    """``LeasedJobTask``: a task answered by claim, renew, release and retry.
+
+    Every ``JobTask`` attribute, then ``lease_expires_at`` and ``attempt`` (the
+    discovery format has no ``allOf``, so the attributes are repeated). No
+    ``uuidPrefix``, so that a uuid's infix (``ot0gb``) still names one schema only.
+    """
+    task = job_task_schema()
+    properties = {
+        **{
+            name: (value["type"], value["description"])
+            for name, value in task["properties"].items()
+        },
+        **LEASE_PROPERTIES,
+    }
+    return object_schema("LeasedJobTask", "A job task and the caller's lease on it.", properties)
+
+
 def _list_parameters() -> dict[str, DiscoveryParameter]:
     return {
         "filters": DiscoveryParameter("array", 'Conditions, e.g. [["sequence","=",1]].'),
@@ -483,7 +512,7 @@ def scheduling_methods() -> list[DiscoveryMethod]:
                 "limit": DiscoveryParameter("integer", "Most tasks to take.", default=1),
                 "lease_seconds": lease,
             },
-            response="JobTaskList",
+            response="LeasedJobTaskList",
         ),
         DiscoveryMethod(
             "job_tasks",
@@ -492,7 +521,7 @@ def scheduling_methods() -> list[DiscoveryMethod]:
             "job_tasks/{uuid}/renew",
             "Extend the caller's lease on a task it claimed.",
             {"lease_seconds": lease, "attempt": attempt},
-            response="JobTask",
+            response="LeasedJobTask",
         ),
         DiscoveryMethod(
             "job_tasks",
@@ -501,7 +530,7 @@ def scheduling_methods() -> list[DiscoveryMethod]:
             "job_tasks/{uuid}/release",
             "Give a claimed task back to the queue.",
             {"attempt": attempt},
-            response="JobTask",
+            response="LeasedJobTask",
         ),
         DiscoveryMethod(
             "job_tasks",
@@ -509,7 +538,7 @@ def scheduling_methods() -> list[DiscoveryMethod]:
             "POST",
             "job_tasks/{uuid}/retry",
             "Send a failed task back to the queue.",
-            response="JobTask",
+            response="LeasedJobTask",
         ),
         DiscoveryMethod(
             "job_tasks",
@@ -543,6 +572,8 @@ def job_task_summary_schema() -> dict[str, Any]:
     return schema
 
 
+registry.add_schema(leased_job_task_schema())
+registry.add_schema(list_schema("LeasedJobTask", "arvados#jobTaskList"))
 registry.add_schema(job_task_summary_schema())
 registry.add_methods(*scheduling_methods())
 

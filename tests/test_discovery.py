@@ -249,6 +249,56 @@ def test_job_task_list_schema(document: dict[str, Any]) -> None:
     )
 
 
+def test_leased_job_task_schema_is_a_job_task_and_its_lease(document: dict[str, Any]) -> None:
+    task = document["schemas"]["JobTask"]["properties"]
+    leased = document["schemas"]["LeasedJobTask"]
+    assert (leased["id"], leased["type"]) == ("LeasedJobTask", "object")
+    assert "uuidPrefix" not in leased  # ot0gb names the JobTask schema only
+    assert list(leased["properties"]) == [*task, "lease_expires_at", "attempt"]
+    assert {name: leased["properties"][name] for name in task} == task
+    assert leased["properties"]["lease_expires_at"]["type"] == "datetime"
+    assert leased["properties"]["attempt"]["type"] == "integer"
+    listed = document["schemas"]["LeasedJobTaskList"]["properties"]
+    assert listed["kind"]["default"] == "arvados#jobTaskList"
+    assert listed["items"]["items"] == {"$ref": "LeasedJobTask"}
+
+
+@pytest.mark.parametrize(
+    ("name", "response"),
+    [
+        ("claim", "LeasedJobTaskList"),
+        ("renew", "LeasedJobTask"),
+        ("release", "LeasedJobTask"),
+        ("retry", "LeasedJobTask"),
+        ("summary", "JobTaskSummary"),
+    ],
+)
+def test_scheduling_methods_answer_leased_tasks(
+    document: dict[str, Any], name: str, response: str
+) -> None:
+    method = document["resources"]["job_tasks"]["methods"][name]
+    assert method["response"] == {"$ref": response}
+
+
+@pytest.mark.django_db
+def test_leased_job_task_schema_matches_what_the_scheduling_calls_answer(
+    document: dict[str, Any], alice: Caller
+) -> None:
+    alice.client.post("/arvados/v1/job_tasks", {}, format="json")
+    claimed = alice.client.post("/arvados/v1/job_tasks/claim", {}, format="json").json()
+    assert claimed["kind"] == "arvados#jobTaskList"
+    (task,) = claimed["items"]
+    released = alice.client.post(
+        f"/arvados/v1/job_tasks/{task['uuid']}/release", {}, format="json"
+    ).json()
+    properties = set(document["schemas"]["LeasedJobTask"]["properties"])
+    for answered in (task, released):
+        assert set(answered) - {"href", "kind"} == properties
+    assert set(claimed) <= set(document["schemas"]["LeasedJobTaskList"]["properties"])
+    listed = alice.client.get("/arvados/v1/job_tasks").json()
+    assert set(listed) <= set(document["schemas"]["JobTaskList"]["properties"])
+
+
 def test_every_ref_resolves_to_a_schema(document: dict[str, Any]) -> None:
     found = list(refs(document))
     assert found
