@@ -26,10 +26,12 @@ from django.db.models import (
     Avg,
     Case,
     Count,
+    Exists,
     F,
     FloatField,
     Max,
     Min,
+    OuterRef,
     Q,
     QuerySet,
     Value,
@@ -95,6 +97,10 @@ COUNT_CAP = 10_000
 TASKS_PER_LEVEL = 50
 #: Audit events shown on a task's change form.
 AUDIT_EVENTS_SHOWN = 10
+#: Deletions listed on the deleted-tasks page (search for older ones).
+DELETED_SHOWN = 100
+#: Audit events shown on a deleted task's page.
+AUDIT_HISTORY_SHOWN = 200
 
 STATE_LABELS = {
     "todo": _("todo"),
@@ -191,6 +197,15 @@ def owner_html(owner_uuid: str, name: str | None) -> str:
     if not name:
         return format_html('<code class="jt-uuid">{}</code>', owner_uuid)
     return format_html('<span title="{}">{}</span>', owner_uuid, name)
+
+
+def _audited_state(attributes: dict[str, Any]) -> str:
+    """The state (todo, running, done, failed) of a task as an audit event recorded it."""
+    if attributes.get("success") is True:
+        return "done"
+    if attributes.get("success") is False:
+        return "failed"
+    return "running" if attributes.get("started_at") else "todo"
 
 
 # --------------------------------------------------------------------------- changelist
@@ -949,10 +964,116 @@ class JobTaskAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         job_view = self.admin_site.admin_view(self.job_view)
+        deleted_view = self.admin_site.admin_view(self.deleted_view)
+        deleted_task_view = self.admin_site.admin_view(self.deleted_task_view)
         return [
             path("job/<str:job_uuid>/", job_view, name="job_tasks_jobtask_job"),
+            path("deleted/", deleted_view, name="job_tasks_jobtask_deleted"),
+            path(
+                "deleted/<str:task_uuid>/", deleted_task_view, name="job_tasks_jobtask_deleted_task"
+            ),
             *super().get_urls(),
         ]
+
+    # ---- deleted tasks: their last state, their history, restore
+
+    def deleted_events(self, request: HttpRequest) -> QuerySet[AuditEvent]:
+        """The deletions still in force that the user may see: the last event of a task
+        that is gone. Judged, like the API's history, by the owner in its last state."""
+        actor = actor_for(request)
+        later = AuditEvent.objects.filter(
+            object_uuid=OuterRef("object_uuid"), id__gt=OuterRef("id")
+        )
+        events = AuditEvent.objects.filter(event_type=AuditEvent.Event.DELETE).exclude(
+            Exists(JobTask.objects.filter(uuid=OuterRef("object_uuid")))
+        )
+        events = events.exclude(Exists(later))
+        if not actor.sees_everything:
+            events = events.filter(
+                old_attributes__owner_uuid__in=[actor.uuid, *sorted(actor.group_uuids)]
+            )
+        return events.order_by("-id")
+
+    def deleted_view(self, request: HttpRequest) -> TemplateResponse:
+        """The most recent deletions (``DELETED_SHOWN``), searchable by task or job uuid."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        events = self.deleted_events(request)
+        term = request.GET.get("q", "").strip().lower()
+        if term:
+            events = events.filter(Q(object_uuid=term) | Q(old_attributes__job_uuid=term))
+        rows = [
+            {
+                "uuid": event.object_uuid,
+                "job_uuid": (event.old_attributes or {}).get("job_uuid"),
+                "sequence": (event.old_attributes or {}).get("sequence"),
+                "badge": state_badge_html(_audited_state(event.old_attributes or {})),
+                "deleted_at": event.created_at,
+                "deleted_by": event.user_uuid,
+                "summary": event.summary,
+                "url": reverse("admin:job_tasks_jobtask_deleted_task", args=[event.object_uuid]),
+            }
+            for event in events[: DELETED_SHOWN + 1]
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Deleted tasks"),
+            "opts": self.opts,
+            "rows": rows[:DELETED_SHOWN],
+            "more": len(rows) > DELETED_SHOWN,
+            "shown": DELETED_SHOWN,
+            "term": term,
+        }
+        return TemplateResponse(request, "admin/job_tasks/jobtask/deleted.html", context)
+
+    def deleted_task_view(self, request: HttpRequest, task_uuid: str) -> HttpResponse:
+        """A deleted task: its last state and its whole history; POST restores it
+        (``operations.restore_task``: same uuid, audited)."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        actor = actor_for(request)
+        if request.method == "POST":
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            try:
+                task = operations.restore_task(actor, task_uuid)
+            except JobTasksError as exc:
+                for message in exc.messages:
+                    self.message_user(request, message, messages.ERROR)
+                return HttpResponseRedirect(request.get_full_path())
+            self.message_user(
+                request,
+                _("Task %(uuid)s restored from its last state.") % {"uuid": task.uuid},
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("admin:job_tasks_jobtask_change", args=[task.pk]))
+        events = AuditEvent.objects.filter(object_uuid=task_uuid).order_by("-id")
+        last = events.first()
+        if last is None or not rules.may_see_event(actor, last):
+            raise Http404(_("No deleted task %(uuid)s is visible to you.") % {"uuid": task_uuid})
+        history = list(events[:AUDIT_HISTORY_SHOWN])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Deleted task %(uuid)s") % {"uuid": task_uuid},
+            "opts": self.opts,
+            "task_uuid": task_uuid,
+            "deleted": last.event_type == AuditEvent.Event.DELETE,
+            "exists_pk": JobTask.objects.filter(uuid=task_uuid)
+            .values_list("pk", flat=True)
+            .first(),
+            "last_state": json.dumps(
+                last.old_attributes if last.event_type == AuditEvent.Event.DELETE else None,
+                indent=2,
+                ensure_ascii=False,
+            ),
+            "deletion": last,
+            "history": history,
+            "more_history": events.count() - len(history)
+            if len(history) == AUDIT_HISTORY_SHOWN
+            else 0,
+            "may_restore": self.has_add_permission(request),
+        }
+        return TemplateResponse(request, "admin/job_tasks/jobtask/deleted_task.html", context)
 
     def job_view(self, request: HttpRequest, job_uuid: str) -> TemplateResponse:
         """A job's tasks grouped by sequence level, with the job summary (constant queries)."""

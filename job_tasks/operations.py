@@ -18,12 +18,20 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from . import rules, uuids
 from .audit import record, snapshot
 from .errors import InvalidRequest, NotFound, PermissionRefused
 from .identities import Actor
-from .models import CLAIM_ORDER, GroupIdentity, JobTask, UserIdentity, next_qsequence
+from .models import (
+    CLAIM_ORDER,
+    AuditEvent,
+    GroupIdentity,
+    JobTask,
+    UserIdentity,
+    next_qsequence,
+)
 
 
 @dataclass
@@ -284,4 +292,52 @@ def save_delete(actor: Actor, task: JobTask, *, using: str = "default") -> JobTa
         raise PermissionRefused(*(reason for reason in reasons if reason))
     with transaction.atomic(using=using):
         _delete(actor, task, using=using)
+    return task
+
+
+#: Stored attributes that the audit log keeps as API timestamps (``audit.snapshot``).
+_TIMESTAMP_ATTRIBUTES = ("created_at", "modified_at", "started_at", "finished_at")
+
+
+def restore_task(actor: Actor, uuid: str, *, using: str = "default") -> JobTask:
+    """Bring a deleted task back from its last audited state, under the same uuid.
+
+    The task's last audit event must be its deletion (422 otherwise: it exists, or was
+    never deleted); its ``old_attributes`` are inserted again as they were, but for
+    ``modified_at`` / ``modified_by_user_uuid`` (now, the actor): a restore is a change.
+    Whoever may see the deleted task (judged by its last owner) finds it; the actor
+    must be able to write that owner, as for a delete (403). No lease comes back: a
+    task deleted while claimed is restored started, without a claimant. Audited as a
+    ``create`` whose summary names the deletion undone, in the same transaction.
+    """
+    with transaction.atomic(using=using):
+        events = AuditEvent.objects.using(using).filter(object_uuid=uuid).order_by("-id")
+        last = events.first()
+        if last is None or not rules.may_see_event(actor, last):
+            raise NotFound("Path not found")
+        if last.event_type != AuditEvent.Event.DELETE or not last.old_attributes:
+            raise InvalidRequest(f"Task {uuid} is not deleted: nothing to restore")
+        state = dict(last.old_attributes)
+        reasons = [rules.inactive_refusal(actor)]
+        if not rules.may_write_owner(actor, state.get("owner_uuid") or ""):
+            reasons.append(rules.NOT_WRITABLE)
+        if any(reasons):
+            raise PermissionRefused(*(reason for reason in reasons if reason))
+        _check_owner_exists(actor, state.get("owner_uuid"))
+        for name in _TIMESTAMP_ATTRIBUTES:
+            if state.get(name) is not None:
+                state[name] = parse_datetime(state[name])
+        task = JobTask(**state)
+        task.modified_at = timezone.now()
+        task.modified_by_user_uuid = actor.uuid
+        try:
+            with transaction.atomic(using=using):
+                task.save(force_insert=True, using=using)
+        except IntegrityError:
+            if JobTask.objects.using(using).filter(uuid=uuid).exists():
+                raise InvalidRequest(f"Task {uuid} is not deleted: nothing to restore") from None
+            raise
+        deleted_at = last.created_at.isoformat(timespec="seconds")
+        summary = f"restored from its last state (deleted at {deleted_at}, event {last.pk})"
+        record("create", uuid, actor, old=None, new=snapshot(task), summary=summary, using=using)
     return task
