@@ -30,9 +30,9 @@ def token_from_request(request: Request) -> str | None:
     """
     django_request = request._request
     sources: list[QueryDict] = [django_request.GET]
-    content_type = django_request.META.get("CONTENT_TYPE", "")
-    if content_type.startswith(_FORM_TYPES):
-        sources.append(django_request.POST)
+    form = _form_fields(request)
+    if form is not None:
+        sources.append(form)
     for source in sources:
         for name in ("api_token", "oauth_token"):
             value = source.get(name)
@@ -43,6 +43,25 @@ def token_from_request(request: Request) -> str | None:
     if scheme.lower() in _HEADER_SCHEMES and value.strip():
         return value.strip()
     return None
+
+
+def _form_fields(request: Request) -> QueryDict | None:
+    """The fields of a form body, whatever the method; None for other bodies.
+
+    Django parses the forms of POST requests (a POST that the method override turned
+    into a GET was parsed before the change). A URL-encoded body of any other method
+    (Arvados clients send PUT forms) is parsed by DRF's ``FormParser``, under the same
+    limits, and the view reuses the result. Multipart bodies of other methods are not
+    read, as Django does not read them.
+    """
+    django_request = request._request
+    content_type = django_request.META.get("CONTENT_TYPE", "")
+    if not content_type.startswith(_FORM_TYPES):
+        return None
+    if django_request.method == "POST" or content_type.startswith("multipart/form-data"):
+        return django_request.POST
+    data = request.data
+    return data if isinstance(data, QueryDict) else None
 
 
 def find_token(raw: str) -> ApiToken | None:

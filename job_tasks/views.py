@@ -72,13 +72,16 @@ def request_id(request: HttpRequest) -> str:
 
 
 def overridden_to_get(request: HttpRequest) -> bool:
-    """A POST that asks to be a GET: ``X-HTTP-Method-Override`` or a ``_method`` form field."""
-    if request.META.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").upper() == "GET":
-        return True
+    """A POST that asks to be a GET: a ``_method`` form field or ``X-HTTP-Method-Override``.
+
+    The form is read first, while the request is still a POST: Django parses the form
+    bodies of POST requests only, and the token lookup reads the same fields afterwards.
+    """
     content_type = request.META.get("CONTENT_TYPE", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        return request.POST.get("_method", "").upper() == "GET"
-    return False
+    is_form = content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))
+    if is_form and request.POST.get("_method", "").upper() == "GET":
+        return True
+    return request.META.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").upper() == "GET"
 
 
 class ArvadosAPIView(APIView):

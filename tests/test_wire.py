@@ -188,3 +188,35 @@ def test_a_form_body_within_the_limits_still_authenticates_and_overrides(setting
     assert response.json()["kind"] == "arvados#jobTaskList"
     assert response.json()["limit"] == 0
     assert_cors(response)
+
+
+# The api_token parameter may be in a form body whatever the method (spec §15.2).
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+def test_token_in_the_form_body_of_a_header_overridden_post(anon, alice, make_task, multipart):
+    make_task(alice)
+    if multipart:
+        response = anon.post(URL, {"api_token": alice.token}, HTTP_X_HTTP_METHOD_OVERRIDE="GET")
+    else:
+        body = f"api_token={alice.token}"
+        response = anon.post(URL, body, content_type=FORM, HTTP_X_HTTP_METHOD_OVERRIDE="GET")
+    assert response.status_code == 200, response.content
+    assert response.json()["kind"] == "arvados#jobTaskList"
+    assert len(response.json()["items"]) == 1
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_token_in_a_urlencoded_update_body(anon, alice, make_task, method):
+    task = make_task(alice)
+    body = f"api_token={alice.token}&job_task%5Bsequence%5D=7"
+    response = getattr(anon, method)(f"{URL}/{task.uuid}", body, content_type=FORM)
+    assert response.status_code == 200, response.content
+    assert response.json()["sequence"] == 7
+
+
+def test_token_in_a_urlencoded_delete_body(anon, alice, make_task):
+    task = make_task(alice)
+    response = anon.delete(f"{URL}/{task.uuid}", f"oauth_token={alice.token}", content_type=FORM)
+    assert response.status_code == 200, response.content
+    assert response.json()["uuid"] == task.uuid
