@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
-from job_tasks.models import JobTask
+from job_tasks import uuids
+from job_tasks.models import AuditEvent, JobTask
 from job_tasks.representation import WIRE_ATTRIBUTES
 
 URL = "/arvados/v1/job_tasks"
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 UUID_RE = re.compile(r"^zzzzz-ot0gb-[0-9a-z]{15}$")
+FORM = "application/x-www-form-urlencoded"
 
 pytestmark = pytest.mark.django_db
 
@@ -94,6 +97,115 @@ def test_create_with_rails_nested_form_fields_converts_strings(alice):
     body = response.json()
     assert (body["sequence"], body["success"], body["progress"]) == (5, False, 0.25)
     assert body["parameters"] == {"k": [1, 2]}
+
+
+# application/x-www-form-urlencoded, as the Go SDK and Workbench sent (the test
+# client's default above is multipart/form-data).
+
+
+def send_form(caller: Any, method: str, path: str, fields: dict[str, str]) -> Any:
+    return getattr(caller.client, method)(path, urlencode(fields), content_type=FORM)
+
+
+def test_create_with_urlencoded_job_task_json(alice):
+    job_task = {"sequence": 3, "progress": 0.5, "parameters": {"q": "a&b=c+d é"}}
+
+    response = send_form(alice, "post", URL, {"job_task": json.dumps(job_task)})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["sequence"], body["progress"]) == (3, 0.5)
+    assert body["parameters"] == {"q": "a&b=c+d é"}
+    assert JobTask.objects.get(uuid=body["uuid"]).parameters == {"q": "a&b=c+d é"}
+
+
+def test_create_with_urlencoded_rails_nested_fields_converts_strings(alice):
+    fields = {
+        "job_task[sequence]": "5",
+        "job_task[success]": "false",
+        "job_task[progress]": "0.25",
+        "job_task[output]": "out&put",
+        "job_task[parameters]": '{"k": [1, 2]}',
+    }
+
+    response = send_form(alice, "post", URL, fields)
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["sequence"], body["success"], body["progress"]) == (5, False, 0.25)
+    assert (body["output"], body["parameters"]) == ("out&put", {"k": [1, 2]})
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"job_task[nope]": "1"}, "unknown attribute 'nope' for JobTask."),
+        ({"job_task[sequence]": "one"}, "sequence"),
+        ({"job_task": "{not json"}, "Could not parse job_task as JSON"),
+        ({"job_task": "[1]"}, "No job_task (or jobTask) hash provided with request"),
+    ],
+)
+def test_bad_urlencoded_job_task_is_422_and_creates_nothing(alice, fields, message):
+    response = send_form(alice, "post", URL, fields)
+
+    assert response.status_code == 422, response.content
+    assert message in " ".join(response.json()["errors"])
+    assert not JobTask.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_update_with_urlencoded_job_task_json_and_nested_fields(alice, make_task, method):
+    task = make_task(alice, sequence=1, output="kept")
+
+    first = send_form(alice, method, f"{URL}/{task.uuid}", {"job_task": '{"sequence": 2}'})
+    second = send_form(alice, method, f"{URL}/{task.uuid}", {"job_task[success]": "true"})
+
+    assert first.status_code == 200, first.content
+    assert first.json()["sequence"] == 2
+    assert second.status_code == 200, second.content
+    task.refresh_from_db()
+    assert (task.sequence, task.success, task.output) == (2, True, "kept")
+
+
+def test_urlencoded_method_override_on_the_collection_is_a_list(alice, make_task):
+    for sequence in (1, 2, 2):
+        make_task(alice, sequence=sequence)
+    fields = {
+        "_method": "GET",
+        "filters": json.dumps([["sequence", "=", 2]]),
+        "limit": "1",
+        "count": "exact",
+        "select": json.dumps(["uuid", "sequence"]),
+    }
+
+    response = send_form(alice, "post", URL, fields)
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["kind"] == "arvados#jobTaskList"
+    assert (body["limit"], body["items_available"]) == (1, 2)
+    assert [sorted(item) for item in body["items"]] == [["kind", "sequence", "uuid"]]
+    assert body["items"][0]["sequence"] == 2
+    assert JobTask.objects.count() == 3
+
+
+def test_urlencoded_method_override_on_a_member_is_a_get(alice, make_task):
+    task = make_task(alice, sequence=4)
+
+    response = send_form(alice, "post", f"{URL}/{task.uuid}", {"_method": "get"})
+
+    assert response.status_code == 200, response.content
+    assert (response.json()["uuid"], response.json()["sequence"]) == (task.uuid, 4)
+    assert response["ETag"] == f'"{response.json()["etag"]}"'
+
+
+def test_urlencoded_post_without_override_on_a_member_is_405(alice, make_task):
+    task = make_task(alice)
+
+    response = send_form(alice, "post", f"{URL}/{task.uuid}", {"_method": "PUT"})
+
+    assert response.status_code == 405, response.content
+    assert "errors" in response.json()
 
 
 def test_parameters_may_be_a_json_encoded_string_inside_job_task(alice):
@@ -366,9 +478,32 @@ def test_success_false_when_already_false_deletes_nothing(alice, make_task):
     assert JobTask.objects.filter(uuid=child.uuid).exists()
 
 
-def test_creating_with_success_false_deletes_nothing(alice, make_task):
-    response = create(alice, {"job_task": {"success": False}})
-    assert response.status_code == 200
+def test_creating_with_success_false_deletes_nothing(admin, alice, make_task):
+    # Spec §11.2: only an *update* to false deletes the tasks a task queued. Two tasks
+    # that a create misread as such an update would take: the siblings of the new task
+    # (it names their parent as its creator), and orphans that already name the uuid
+    # the new task is given (an admin may choose it).
+    parent = make_task(alice, started_at="2020-01-01T00:00:00Z")
+    sibling = make_task(alice, created_by_job_task_uuid=parent.uuid)
+    new_uuid = uuids.new_uuid(uuids.JOB_TASK_INFIX)
+    orphan = make_task(alice, created_by_job_task_uuid=new_uuid)
+
+    response = create(
+        admin,
+        {
+            "job_task": {
+                "uuid": new_uuid,
+                "created_by_job_task_uuid": parent.uuid,
+                "success": False,
+            }
+        },
+    )
+
+    assert response.status_code == 200, response.content
+    assert (response.json()["uuid"], response.json()["success"]) == (new_uuid, False)
+    remaining = set(JobTask.objects.values_list("uuid", flat=True))
+    assert remaining == {parent.uuid, sibling.uuid, orphan.uuid, new_uuid}
+    assert not AuditEvent.objects.filter(event_type=AuditEvent.Event.DELETE).exists()
 
 
 def test_list_envelope_keys_and_defaults(alice, make_task):
