@@ -18,7 +18,13 @@ from job_tasks.models import ApiToken, JobTask
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``requires_postgres`` tests fail loudly (never skip) when DATABASE_URL is not PostgreSQL."""
+    """Deselect the ``requires_postgres`` tests unless DATABASE_URL is PostgreSQL.
+
+    On SQLite they are deselected: not run, and not reported as skipped (pytest's
+    summary counts them as "deselected"). They run several processes against one
+    database at once, which the in-memory SQLite test database cannot serve;
+    ``.ci/run`` runs the suite on PostgreSQL as well, where they run.
+    """
     on_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql"))
     if on_postgres:
         return
