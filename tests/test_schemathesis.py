@@ -17,8 +17,11 @@ schemathesis infers (create a task, then get, update, claim, renew, delete it...
 that generated requests reach fresh tasks too.
 
 Bounded and reproducible: derandomized Hypothesis, no example database, 50 examples per
-operation (about a minute on SQLite, a minute and a half on PostgreSQL, on two cores);
-``JOB_TASKS_FUZZ_EXAMPLES`` raises the number for a deeper run.
+operation and 25 chains of 10 steps (20 to 30 seconds in all on SQLite, 40 on
+PostgreSQL, on two cores); ``JOB_TASKS_FUZZ_EXAMPLES`` raises the number for a deeper
+run. Hypothesis has no per-example deadline (a loaded machine would make it flaky);
+instead each fuzz test fails once it has run ``FUZZ_TIMEOUT`` seconds (pytest-timeout),
+so that a hung request or a runaway run fails the job instead of stalling it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ from tests.conftest import Caller
 MAX_EXAMPLES = int(os.environ.get("JOB_TASKS_FUZZ_EXAMPLES", "50"))
 STATEFUL_SCENARIOS = max(MAX_EXAMPLES // 2, 1)
 STATEFUL_STEPS = 10
+#: Wall-clock seconds each fuzz test may take: some 40 times what the slowest takes now
+#: (3 s), and more for a deeper run.
+FUZZ_TIMEOUT = 120 * max(1, MAX_EXAMPLES // 50)
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -155,6 +161,7 @@ def differences(served: Any, fuzzed: Any, where: str = "") -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(FUZZ_TIMEOUT)
 @schema.parametrize()
 @FUZZ_SETTINGS
 def test_every_operation_answers_as_documented(case: Case, api: dict[str, Any]) -> None:
@@ -164,6 +171,7 @@ def test_every_operation_answers_as_documented(case: Case, api: dict[str, Any]) 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(FUZZ_TIMEOUT)
 def test_chained_operations_answer_as_documented(api: dict[str, Any]) -> None:
     """Create, then get / update / claim / renew / release / delete the task, and so on."""
 
