@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.core.checks import run_checks
+from django.test import override_settings
 
 from job_tasks.app_settings import DEFAULTS, app_settings
 from job_tasks.checks import check_settings
@@ -56,3 +58,13 @@ def test_settings_are_read_on_access(settings):
     assert app_settings.CLUSTER_ID == "zzzzz"
     with pytest.raises(AttributeError):
         app_settings.NOT_A_SETTING  # noqa: B018
+
+
+def test_the_check_is_registered_with_django():
+    """``manage.py check`` runs it: ``run_checks()`` reports a bad value, the defaults pass."""
+    with override_settings(JOB_TASKS={"CLUSTER_ID": "ZZZZZ", "NOPE": 1}):
+        reported = [message for message in run_checks() if message.id.startswith("job_tasks.")]
+    assert sorted(message.id for message in reported) == ["job_tasks.E002", "job_tasks.E003"]
+    assert all(message.is_serious() for message in reported)
+    with override_settings(JOB_TASKS={"CLUSTER_ID": "abcde"}):
+        assert [m.id for m in run_checks() if m.id.startswith("job_tasks.")] == []
