@@ -3,7 +3,9 @@
 ``spectacular --validate --fail-on-warn`` runs twice: in this process on the test URLconf
 (with the settings ``job_tasks.openapi.SPECTACULAR_SETTINGS`` asks for), and in a
 subprocess on the reference project exactly as CI and users run it. Both must be free
-of warnings and errors, and describe the same paths. The rest of the module reads the
+of warnings and errors, and describe the same paths; the project also serves the schema
+at ``/api/schema/`` and Swagger UI at ``/api/docs/`` (asked through Django's test client
+in a subprocess with the project's own settings). The rest of the module reads the
 generated schema: paths, parameters, objects and the error envelope. That the app
 works without drf-spectacular is checked in a subprocess where it cannot be imported.
 """
@@ -12,14 +14,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import drf_spectacular_sidecar
 import pytest
+import yaml
 from django.core.management import call_command
 from drf_spectacular.management.commands.spectacular import Command as SpectacularCommand
+from drf_spectacular.validation import validate_schema
 
 from job_tasks.openapi import preprocess_endpoints
 from job_tasks.representation import STORED_ATTRIBUTES, WIRE_ATTRIBUTES
@@ -57,6 +63,37 @@ NULLABLE = {
     "finished_at",
 }
 TIMESTAMPS = {"created_at", "modified_at", "started_at", "finished_at"}
+#: Asks the reference project for ``sys.argv[1:]`` with Django's test client; prints JSON.
+PROJECT_GET = """
+import json, sys
+import django
+from django.test.utils import setup_test_environment
+
+django.setup()
+setup_test_environment()
+from django.test import Client
+
+client = Client()
+answers = {}
+for path in sys.argv[1:]:
+    response = client.get(path)
+    answers[path] = {
+        "status": response.status_code,
+        "content_type": response["Content-Type"],
+        "body": response.content.decode(),
+    }
+print(json.dumps(answers))
+"""
+
+
+def project_env() -> dict[str, str]:
+    """The environment the reference project runs in here: debug, a throwaway database."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "jobtasks_project.settings",
+        "DEBUG": "1",
+        "DATABASE_URL": "sqlite:///:memory:",
+    }
 
 
 def run_spectacular(path: Path) -> dict[str, Any]:
@@ -108,17 +145,11 @@ def test_the_reference_project_serves_a_clean_schema_of_the_same_paths(
 ) -> None:
     """What CI runs: ``manage.py spectacular --validate --fail-on-warn``, on the project."""
     out = tmp_path / "schema.json"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "jobtasks_project.settings",
-        "DEBUG": "1",
-        "DATABASE_URL": "sqlite:///:memory:",
-    }
     command = ["manage.py", "spectacular", "--validate", "--fail-on-warn"]
     proc = subprocess.run(
         [sys.executable, *command, "--format", "openapi-json", "--file", str(out)],
         cwd=REPO_ROOT,
-        env=env,
+        env=project_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -130,6 +161,41 @@ def test_the_reference_project_serves_a_clean_schema_of_the_same_paths(
     served = json.loads(out.read_text())
     assert served["paths"] == schema["paths"]
     assert served["components"] == schema["components"]
+
+
+def test_the_reference_project_serves_the_schema_and_swagger_ui(schema: dict[str, Any]) -> None:
+    """``jobtasks_project.urls``: ``/api/schema/`` (valid OpenAPI 3) and ``/api/docs/``."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROJECT_GET, "/api/schema/", "/api/docs/"],
+        cwd=REPO_ROOT,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    answers = json.loads(proc.stdout)
+
+    served = answers["/api/schema/"]
+    assert served["status"] == 200
+    assert served["content_type"].startswith("application/vnd.oai.openapi")
+    document = yaml.safe_load(served["body"])
+    validate_schema(document)  # raises on anything that is not valid OpenAPI 3
+    assert document["openapi"].startswith("3.")
+    assert document["paths"] == schema["paths"]
+
+    docs = answers["/api/docs/"]
+    assert docs["status"] == 200
+    assert docs["content_type"].startswith("text/html")
+    assert 'id="swagger-ui"' in docs["body"]
+    assert 'url: "/api/schema/"' in docs["body"]
+    # Swagger UI comes from the sidecar package (no CDN): each file it names is there.
+    assets = re.findall(r'(?:src|href)="/static/drf_spectacular_sidecar/([^"]+)"', docs["body"])
+    assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets)
+    sidecar_static = Path(drf_spectacular_sidecar.__file__).parent / "static"
+    for asset in assets:
+        assert (sidecar_static / "drf_spectacular_sidecar" / asset).is_file(), asset
 
 
 def test_paths_are_the_api_operations_without_slashes_or_regexes(schema: dict[str, Any]) -> None:
