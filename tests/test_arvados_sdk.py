@@ -46,6 +46,9 @@ from tests.conftest import Caller
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LOOPBACK = "127.0.0.1"
+README = Path(__file__).resolve().parent.parent / "README.md"
+#: The host the README's snippet names; the test points it at the live server instead.
+README_HOST = '"jobtasks.example:8443"'
 TASK_UUID_RE = re.compile(r"^zzzzz-ot0gb-[0-9a-z]{15}$")
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY")
 
@@ -262,19 +265,25 @@ def api_error(call: Callable[[], Any]) -> arvados.errors.ApiError:
 # -- the tests -----------------------------------------------------------------------
 
 
+def readme_sdk_snippet() -> str:
+    """The ```python block of README.md's "Using the Arvados Python SDK" section."""
+    text = README.read_text(encoding="utf-8")
+    _, found, rest = text.partition("\n## Using the Arvados Python SDK\n")
+    assert found, "README.md has no 'Using the Arvados Python SDK' section"
+    section = rest.split("\n## ", 1)[0]
+    blocks = re.findall(r"^```python\n(.*?)^```$", section, re.DOTALL | re.MULTILINE)
+    assert len(blocks) == 1, f"expected one python block in the section, found {len(blocks)}"
+    return blocks[0]
+
+
 def test_readme_example(tls_server: TLSLiveServer, alice: Caller) -> None:
-    host, token = tls_server.host, alice.token
-    # -- README.md, "Using the Arvados Python SDK" ---------------------------------
-    api = arvados.api("v1", host=host, token=token, insecure=True)
-    tasks = api.job_tasks()
-
-    body = {"job_task": {"sequence": 1, "parameters": {"input": "a.txt"}}}
-    task = tasks.create(body=body).execute()
-    tasks.update(uuid=task["uuid"], body={"job_task": {"progress": 0.5}}).execute()
-
-    page = tasks.list(filters=[["sequence", "=", 1]], order=["qsequence asc"], limit=10).execute()
-    every_task = list(arvados.util.keyset_list_all(tasks.list))
-    # -------------------------------------------------------------------------------
+    """The README's snippet, read from README.md, run against the live server."""
+    snippet = readme_sdk_snippet()
+    assert snippet.count(README_HOST) == 1, f"the snippet no longer names {README_HOST}"
+    code = compile(snippet.replace(README_HOST, repr(tls_server.host)), "README.md", "exec")
+    namespace: dict[str, Any] = {"token": alice.token}
+    exec(code, namespace)
+    page, task, every_task = namespace["page"], namespace["task"], namespace["every_task"]
     assert page["items_available"] == 1
     assert page["items"][0]["uuid"] == task["uuid"]
     assert page["items"][0]["progress"] == 0.5
