@@ -17,9 +17,11 @@ built, so no operand can cause a database error.
 Decisions (where the spec leaves a choice; see ``docs/query-language.md``):
 
 * Attributes. The 16 stored attributes and ``updated_at`` are filterable and orderable
-  (both were real columns in 1.4). ``id`` is refused everywhere: ``Invalid attribute 'id'
-  in filter`` in ``filters``, silently ignored in ``order`` and ``where`` (as Arvados
-  ignores unknown entries there), and not selectable.
+  (both were real columns in 1.4). ``id`` is orderable only (§7.2: a unique column, so
+  the entries after it are dropped; ordering by it is ordering by creation): ``Invalid
+  attribute 'id' in filter`` in ``filters``, silently ignored in ``where`` (as Arvados
+  ignores unknown keys there), and not selectable (§7.4), so ``select`` drops it from
+  the order.
 * Column classes: text (the six ``*uuid`` columns and ``output``), integer (``sequence``,
   ``qsequence``), float (``progress``, §15.1: filterable and orderable like a number),
   boolean (``success``), datetime (``created_at``, ``modified_at``, ``updated_at``,
@@ -75,7 +77,9 @@ Decisions (where the spec leaves a choice; see ``docs/query-language.md``):
   2**62. Beyond them: 422.
 * Plain parameters: the FilterSet's filter names (``job_uuid``, ``sequence__lt``,
   ``uuid__in=a,b``, ``output__isnull=true``, ``parameters__has_key=k``, ...). Unknown
-  parameters are ignored, as Arvados ignored unknown parameters; empty values are ignored
+  parameters are ignored, as Arvados ignored unknown parameters, but a filterable
+  attribute with a lookup the FilterSet does not offer (``sequence__like``,
+  ``success__lt``) is a 422 naming the parameter; empty values are ignored
   (django-filter's convention); ``uuid`` is reserved for the member path and ignored (use
   ``uuid__in``). Bad values: 422 ``Invalid value for <name> parameter: ...``.
 * ``where`` (§7.3): keys that are not filterable attributes are ignored; ``null`` is IS
@@ -83,9 +87,10 @@ Decisions (where the spec leaves a choice; see ``docs/query-language.md``):
   substring; ``"any": ["contains", s]`` a case-insensitive substring of any text column
   but ``owner_uuid`` (``parameters`` included). Values go through the same operand typing
   as ``filters`` (a 422 for a float on ``sequence``, not Rails's odd matching).
-* ``order`` (§7.2) as specified; ``parameters`` is orderable (the database's JSON order);
-  ``id`` is ignored. ``select`` ``""``/``null``/``false``: no selection. ``distinct``,
-  ``limit``, ``offset``, ``count`` exactly as §7.1, §7.5, §7.8.
+* ``order`` (§7.2) as specified, ``id`` included; ``parameters`` is orderable (the
+  database's JSON order). ``select`` ``""``/``null``/``false``: no selection. ``distinct``,
+  ``limit``, ``offset``, ``count`` exactly as §7.1, §7.5, §7.8; ``distinct`` with
+  ``select=["kind"]`` (no stored column) merges every row into one item.
 
 Only SQLite and PostgreSQL are supported by the custom lookups.
 """
@@ -120,7 +125,7 @@ from django_filters.rest_framework import FilterSet
 from .app_settings import app_settings
 from .errors import InvalidRequest
 from .models import JobTask
-from .representation import STORED_ATTRIBUTES
+from .representation import KIND, STORED_ATTRIBUTES
 from .uuids import KIND_INFIXES, infix_of
 
 __all__ = [
@@ -143,7 +148,10 @@ __all__ = [
 SELECTABLE_ATTRIBUTES: tuple[str, ...] = ("href", "kind", "etag", *STORED_ATTRIBUTES)
 #: Columns usable in ``filters``, ``where`` and ``order``.
 COLUMN_NAMES: tuple[str, ...] = (*STORED_ATTRIBUTES, "updated_at")
-UNIQUE_COLUMNS = frozenset({"uuid"})
+#: Columns usable in ``order``: those and ``id`` (spec §7.2; ordering by it is ordering by
+#: creation). ``id`` is neither filterable nor selectable (§7.4, §8).
+ORDER_COLUMNS = frozenset({*COLUMN_NAMES, "id"})
+UNIQUE_COLUMNS = frozenset({"id", "uuid"})
 DEFAULT_ORDER: tuple[str, ...] = ("modified_at desc", "uuid asc")
 #: Arvados's table name, accepted as a qualifier in ``order`` (``job_tasks.sequence``).
 ARVADOS_TABLE = "job_tasks"
@@ -1588,10 +1596,33 @@ def _where_filters(value: Any) -> list[tuple[str, list[Any]]]:
     return out
 
 
+def _plain_lookups(attribute: str) -> str:
+    """The plain parameter names the FilterSet offers for ``attribute``, for a message."""
+    prefix = f"{attribute}__"
+    return ", ".join(
+        n for n in FILTERS if (n == attribute or n.startswith(prefix)) and n not in IGNORED_PARAMS
+    )
+
+
 def _plain_data(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The plain filter parameters of ``params``, by FilterSet filter name.
+
+    Names that are not filters are ignored (other parameters, client noise), except
+    ``<attribute>__<lookup>`` on a filterable attribute with a lookup the FilterSet does
+    not offer (``sequence__like``): that is a 422 rather than a filter silently dropped.
+    """
     data: dict[str, Any] = {}
     for name, value in params.items():
-        if name in IGNORED_PARAMS or name in LIST_PARAMS or name not in FILTERS:
+        if name in IGNORED_PARAMS or name in LIST_PARAMS:
+            continue
+        if name not in FILTERS:
+            attribute, separator, lookup = name.partition("__")
+            if separator and attribute in COLUMN_TYPES:
+                raise InvalidRequest(
+                    f"Invalid filter parameter {_to_s(name)}: {attribute} has no "
+                    f"lookup '{_to_s(lookup)}' (plain parameters on {attribute}: "
+                    f"{_plain_lookups(attribute)})"
+                )
             continue
         if value is None:
             continue
@@ -1663,7 +1694,7 @@ def _order_entry(entry: Any) -> tuple[str, bool] | None:
         return None
     if column.startswith(f"{ARVADOS_TABLE}."):
         column = column[len(ARVADOS_TABLE) + 1 :]
-    if not _ORDER_COLUMN_RE.fullmatch(column) or column not in COLUMN_TYPES:
+    if not _ORDER_COLUMN_RE.fullmatch(column) or column not in ORDER_COLUMNS:
         return None
     return column, direction == "desc"
 
@@ -1787,8 +1818,17 @@ class ListQuery:
     condition: Q = field(default_factory=Q, repr=False)
 
     def filter(self, queryset: QuerySet[JobTask]) -> QuerySet[JobTask]:
-        """Apply ``filters``, ``where`` and plain parameters (all ANDed)."""
-        return queryset.filter(self.condition) if self.condition else queryset
+        """Apply ``filters``, ``where`` and plain parameters (all ANDed).
+
+        A selection of no stored column (``select=["kind"]``) also annotates ``kind`` as
+        a constant, the one column ``representation.columns_for`` then reads: so
+        ``distinct`` merges the rows into one item instead of comparing every column.
+        """
+        if self.condition:
+            queryset = queryset.filter(self.condition)
+        if self.select == ("kind",):
+            queryset = queryset.annotate(kind=Value(KIND, output_field=models.CharField()))
+        return queryset
 
 
 def parse_conditions(params: Mapping[str, Any]) -> Q:

@@ -64,13 +64,18 @@ def etag(row: Mapping[str, Any]) -> str:
 
 
 def columns_for(select: Sequence[str] | None) -> tuple[str, ...]:
-    """The database columns needed to render ``select`` (None = everything)."""
+    """The database columns needed to render ``select`` (None = everything).
+
+    ``select=["kind"]`` needs no stored column: it reads ``kind``, the constant that
+    ``ListQuery.filter`` annotates for that selection, so that ``distinct`` merges every
+    row into one item, as SQL ``DISTINCT`` over the selected columns does (spec §7.5).
+    """
     if select is None or "etag" in select:
         return STORED_ATTRIBUTES
     wanted = set(select)
     if "href" in wanted:
         wanted.add("uuid")
-    return tuple(name for name in STORED_ATTRIBUTES if name in wanted)
+    return tuple(name for name in STORED_ATTRIBUTES if name in wanted) or ("kind",)
 
 
 def render_row(row: dict[str, Any], select: Sequence[str] | None = None) -> dict[str, Any]:

@@ -292,8 +292,7 @@ def test_order_shapes_defaults_and_cleanup(order: Any, expected: Any) -> None:
         "kind",
         "href",
         "etag",
-        "id",
-        "id desc",
+        "ID",
         "SEQUENCE",
         "other_table.sequence",
         "s",
@@ -304,13 +303,38 @@ def test_order_shapes_defaults_and_cleanup(order: Any, expected: Any) -> None:
         ["sequence"],
         {"sequence": "asc"},
         "sequence;drop table x",
-        "job_tasks.id",
+        "other_table.id",
     ],
 )
 def test_order_entries_arvados_ignores_are_ignored_silently(entry: Any) -> None:
     query = parse_list_params({"order": [entry, "qsequence desc"]})
 
     assert ordering(query) == [("qsequence", "desc"), ("modified_at", "desc"), ("uuid", "asc")]
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        (["id"], [("id", "asc")]),
+        (["id desc"], [("id", "desc")]),
+        (["job_tasks.id DESC"], [("id", "desc")]),
+        (["sequence", "id desc", "qsequence"], [("sequence", "asc"), ("id", "desc")]),
+        (["uuid", "id"], [("uuid", "asc")]),
+        ("sequence desc, id", [("sequence", "desc"), ("id", "asc")]),
+    ],
+)
+def test_id_is_orderable_and_unique_so_what_follows_it_is_dropped(
+    order: Any, expected: Any
+) -> None:
+    assert ordering(parse_list_params({"order": order})) == expected
+
+
+def test_id_stays_unfilterable_and_unselectable_though_orderable() -> None:
+    assert filter_refusal(["id", "=", 1]).startswith("Invalid attribute 'id' in filter")
+    assert 'Invalid attribute(s): ["id"]' in refusal({"select": ["id"]})
+    # not selectable, so a selection drops it from the order like any unselected column
+    query = parse_list_params({"select": ["uuid", "sequence"], "order": ["sequence", "id"]})
+    assert ordering(query) == [("sequence", "asc")]
 
 
 @pytest.mark.parametrize("order", [5, {"sequence": "asc"}, True])
@@ -1034,6 +1058,9 @@ def test_updated_at_is_filterable_and_orderable(rows: dict[str, JobTask]) -> Non
         (["output asc", "qsequence asc"], ["t5", "t2", "t1", "t4", "t3"]),
         (None, ["t3", "t5", "t4", "t2", "t1"]),  # modified_at desc, NULL first
         (["success", "qsequence desc"], ["t2", "t4", "t1", "t5", "t3"]),
+        (["id desc"], ["t5", "t4", "t3", "t2", "t1"]),  # newest first
+        (["id"], ["t1", "t2", "t3", "t4", "t5"]),  # order of creation
+        (["sequence", "id desc"], ["t1", "t3", "t2", "t5", "t4"]),
     ],
 )
 def test_order_on_the_database(rows: dict[str, JobTask], order: Any, expected: Any) -> None:
@@ -1127,7 +1154,7 @@ def test_where_values_are_typed_like_filters(where: Any, message: str) -> None:
         ({"parameters__contains": {"n": 10}}, {"t5"}),
         ({"parameters__like": '%"n":"1"%'}, {"t4"}),
         ({"job_uuid": ""}, ALL),  # empty values are ignored (django-filter's convention)
-        ({"nosuchparam": "x", "sequence__foo": "1", "id": "1"}, ALL),  # unknown: ignored
+        ({"nosuchparam": "x", "id": "1", "id__lt": "1", "kind__in": "x"}, ALL),  # unknown
         ({"uuid": "zzzzz-ot0gb-nothing"}, ALL),  # reserved for the member path
     ],
 )
@@ -1170,10 +1197,41 @@ def test_plain_parameters_give_the_same_rows_through_the_filterset_itself(
         ({"parameters__contains": "[1]"}, "Invalid value for parameters__contains parameter"),
         ({"qsequence__in": "1,x"}, "Invalid value for qsequence__in parameter"),
         ({"sequence": "1.0"}, "Invalid value for sequence parameter"),
+        # a filterable attribute with a lookup the FilterSet does not offer
+        (
+            {"sequence__like": "x"},
+            "Invalid filter parameter sequence__like: sequence has no lookup 'like' "
+            "(plain parameters on sequence: sequence, sequence__in, sequence__lt, "
+            "sequence__lte, sequence__gt, sequence__gte, sequence__isnull)",
+        ),
+        (
+            {"success__lt": "true"},
+            "Invalid filter parameter success__lt: success has no lookup 'lt' "
+            "(plain parameters on success: success, success__in, success__isnull)",
+        ),
+        ({"progress__is_a": "x"}, "Invalid filter parameter progress__is_a:"),
+        ({"sequence__foo": "1"}, "Invalid filter parameter sequence__foo:"),
+        ({"created_at__like": "2024%"}, "Invalid filter parameter created_at__like:"),
+        ({"updated_at__ilike": "x"}, "Invalid filter parameter updated_at__ilike:"),
+        ({"output__contains": "x"}, "Invalid filter parameter output__contains:"),
+        ({"job_uuid__": "x"}, "Invalid filter parameter job_uuid__: job_uuid has no lookup ''"),
+        ({"sequence__lt__gt": "1"}, "Invalid filter parameter sequence__lt__gt:"),
+        ({"parameters__input": "x"}, "Invalid filter parameter parameters__input:"),
+        # refused whatever the value, empty or null included: the name is the error
+        ({"sequence__like": ""}, "Invalid filter parameter sequence__like:"),
+        ({"success__gt": None}, "Invalid filter parameter success__gt:"),
     ],
 )
 def test_plain_parameter_errors_are_invalid_requests(params: dict[str, Any], message: str) -> None:
     assert message in refusal(params)
+
+
+def test_a_refused_lookup_lists_the_plain_parameters_of_its_attribute_but_not_uuid() -> None:
+    message = refusal({"uuid__foo": "x"})
+
+    assert message.startswith("Invalid filter parameter uuid__foo: uuid has no lookup 'foo'")
+    assert "uuid__in" in message
+    assert "uuid, " not in message, "bare uuid is the member path's, not a list filter"
 
 
 def test_conditions_only_narrow_the_given_queryset(

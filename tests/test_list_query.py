@@ -212,6 +212,54 @@ def test_distinct_projection_counts_and_shows_only_visible_rows(
     assert [item["output"] for item in outputs.json()["items"]] == ["out0", "out1", "out2"]
 
 
+def test_distinct_kind_only_merges_every_row_into_one_item(
+    alice: Caller, bob: Caller, two_owners: dict[str, set[str]]
+) -> None:
+    params = {"select": ["kind"], "distinct": "true"}
+
+    body = list_tasks(alice, params).json()
+    assert body["items"] == [{"kind": "arvados#jobTask"}]
+    assert body["items_available"] == 3  # records, not projected items (§7.5)
+    assert list_tasks(alice, {**params, "offset": "1"}).json()["items"] == []
+    assert list_tasks(alice, {**params, "limit": "0"}).json()["items"] == []
+    nothing = list_tasks(alice, {**params, "filters": [["output", "=", "none such"]]})
+    assert nothing.json()["items"] == []
+    assert nothing.json()["items_available"] == 0
+    # without distinct, one item per task, each just its kind
+    plain = list_tasks(alice, {"select": ["kind"]}).json()
+    assert plain["items"] == [{"kind": "arvados#jobTask"}] * 3
+
+
+def test_distinct_over_href_keeps_one_item_per_task(
+    alice: Caller, bob: Caller, two_owners: dict[str, set[str]]
+) -> None:
+    body = list_tasks(alice, {"select": ["href"], "distinct": "true"}).json()
+
+    assert sorted(item["href"] for item in body["items"]) == sorted(
+        f"/job_tasks/{uuid}" for uuid in two_owners["alice"]
+    )
+
+
+def test_order_by_id_lists_in_order_of_creation(
+    alice: Caller, bob: Caller, two_owners: dict[str, set[str]]
+) -> None:
+    mine = JobTask.objects.filter(uuid__in=two_owners["alice"]).order_by("pk")
+    created = list(mine.values_list("uuid", flat=True))
+    # the oldest becomes the most recently modified: the default order would list it first
+    newest = max(mine.values_list("modified_at", flat=True))
+    JobTask.objects.filter(uuid=created[0]).update(modified_at=newest + timedelta(days=1))
+
+    def listed(order: Any) -> list[str]:
+        response = list_tasks(alice, {"order": order})
+        assert response.status_code == 200, response.content
+        return [item["uuid"] for item in response.json()["items"]]
+
+    assert listed(None)[0] == created[0]
+    assert listed(["id desc"]) == created[::-1]
+    assert listed("id") == created
+    assert listed(["id desc", "modified_at desc"]) == created[::-1], "nothing after id counts"
+
+
 def test_a_manager_sees_every_owners_tasks_through_the_same_filters(
     manager: Caller, two_owners: dict[str, set[str]]
 ) -> None:
@@ -246,6 +294,9 @@ def test_bad_filters_get_422_in_the_arvados_envelope(alice: Caller) -> None:
         ({"where": "[]"}, 'Could not parse "where" param as an object'),
         ({"filters": "{"}, 'Could not parse "filters" param as an array'),
         ({"sequence__lt": "x"}, "Invalid value for sequence__lt parameter"),
+        ({"sequence__like": "x"}, "Invalid filter parameter sequence__like"),
+        ({"success__lt": "true"}, "Invalid filter parameter success__lt"),
+        ({"progress__is_a": "x"}, "Invalid filter parameter progress__is_a"),
         ({"filters": '[["output","=","\\u0000"]]'}, "strings cannot contain NUL characters"),
         ({"filters": '[["qsequence","=",99999999999999999999999]]'}, "for integer attribute"),
     ],
