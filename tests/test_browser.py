@@ -4,7 +4,8 @@ Chromium comes from Debian (``apt-get install chromium``; ``scripts/test`` insta
 when missing), never from Playwright's own download. These tests fail, never skip, without it.
 They log in as a job manager and as a plain operator, use the filters, the search,
 actions and the change form, and save the screenshots the README shows
-(``docs/img/``).
+(``docs/img/``). A first, browserless test checks that every image the README shows is
+a PNG in the checkout, and one these tests write.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from job_tasks.signals import manager_group
 from tests.conftest import new_user
 
 CHROMIUM = Path("/usr/bin/chromium")
+README = Path(__file__).resolve().parent.parent / "README.md"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 #: Where screenshots go: a temporary folder, or ``$JOB_TASKS_SCREENSHOTS`` to refresh the
 #: README's images (``JOB_TASKS_SCREENSHOTS=docs/img scripts/test -k browser``), so that
@@ -41,6 +44,18 @@ OPERATORS_GROUP = "job task operators"
 TIMEOUT_MS = 10_000
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_every_image_the_readme_shows_is_a_screenshot_png_in_the_checkout() -> None:
+    shown = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", README.read_text(encoding="utf-8"))
+    assert shown, "README.md shows no image"
+    written = set(re.findall(r'screenshot\(page, "([^"]+)"\)', Path(__file__).read_text()))
+    for image in shown:
+        path = README.parent / image
+        assert path.is_file(), f"README.md shows {image}, which is missing"
+        assert path.read_bytes()[:8] == PNG_SIGNATURE, f"{image} is not a PNG"
+        assert path.parent == README.parent / "docs" / "img", f"{image} is not in docs/img/"
+        assert path.name in written, f"no browser test writes {path.name}"
 
 
 @pytest.fixture(scope="session")
