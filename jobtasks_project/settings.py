@@ -6,6 +6,8 @@
 - ``DEBUG``: ``1``/``true`` to turn on (default off).
 - ``ALLOWED_HOSTS``: comma-separated (default ``localhost,127.0.0.1,[::1]``).
 - ``JOB_TASKS_CLUSTER_ID``: the five-character cluster id (default ``zzzzz``).
+- ``STATIC_ROOT``: where ``collectstatic`` puts the static files that WhiteNoise
+  serves (default ``staticfiles`` in the checkout).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's, Swagger UI's) from STATIC_ROOT, filled by collectstatic.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -109,7 +113,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 JOB_TASKS = {

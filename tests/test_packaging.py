@@ -329,3 +329,84 @@ def test_fresh_project_serves_the_api(migrated: FreshProject, server: str) -> No
     status, refused = _request(url)
     assert status == 401, refused
     assert refused["errors"] == ["Not logged in"]
+
+
+# --- 3. The reference project with DEBUG off serves its static files ------------------
+
+STATIC_PROBE = """\
+import json
+import re
+import sys
+from wsgiref.util import setup_testing_defaults
+
+from jobtasks_project.wsgi import application
+
+
+def get(path):
+    environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "HTTP_HOST": "localhost"}
+    setup_testing_defaults(environ)
+    answer = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer["status"] = int(status.split()[0])
+        answer["type"] = dict(headers).get("Content-Type", "")
+
+    answer["body"] = b"".join(application(environ, start_response)).decode("latin-1")
+    return answer
+
+
+page = get("/api/docs/")
+assets = sorted(set(re.findall(r'(/static/[^"?]+)', page.pop("body"))))
+answers = {path: get(path) for path in [*sys.argv[1:], *assets]}
+print(json.dumps({"page": page, "assets": assets, "answers": answers}))
+"""
+
+
+def test_project_with_debug_off_serves_static_files_after_collectstatic(
+    tmp_path: Path,
+) -> None:
+    """As under gunicorn: the WSGI application, DEBUG off, after ``collectstatic``.
+
+    WhiteNoise serves the admin's CSS and every asset the Swagger UI page links to;
+    without it (Django serves static files only with DEBUG on) they are 404.
+    """
+    import django.contrib.admin
+
+    static_root = tmp_path / "static"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "DEBUG", "DJANGO_SETTINGS_MODULE", "PYTHONPATH"}
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="jobtasks_project.settings",
+        PYTHONPATH=str(REPO_ROOT),
+        SECRET_KEY="static-files-test-only",
+        ALLOWED_HOSTS="localhost",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        STATIC_ROOT=str(static_root),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    manage = [sys.executable, str(REPO_ROOT / "manage.py")]
+    _run([*manage, "collectstatic", "--noinput", "-v", "0"], cwd=tmp_path, env=env)
+    assert (static_root / "admin" / "css" / "base.css").is_file()
+
+    css = "/static/admin/css/base.css"
+    probe = _run(
+        [sys.executable, "-c", STATIC_PROBE, css, "/static/nope.css"], cwd=tmp_path, env=env
+    )
+    result = json.loads(probe)
+
+    assert result["page"]["status"] == 200, result["page"]
+    answers = result["answers"]
+    admin_css = Path(django.contrib.admin.__file__).parent / "static/admin/css/base.css"
+    assert answers[css]["status"] == 200
+    assert answers[css]["type"].startswith("text/css")
+    assert answers[css]["body"] == admin_css.read_bytes().decode("latin-1")
+    assert answers["/static/nope.css"]["status"] == 404
+    swagger = [path for path in result["assets"] if "swagger-ui" in path]
+    assert any(path.endswith("swagger-ui-bundle.js") for path in swagger), result["assets"]
+    assert any(path.endswith("swagger-ui.css") for path in swagger), result["assets"]
+    assert {path: answers[path]["status"] for path in result["assets"]} == dict.fromkeys(
+        result["assets"], 200
+    )
