@@ -103,26 +103,34 @@ _BLOCKERS_NAMED = 10
 def _check_may_start(actor: Actor, job_uuid: str | None, sequence: int | None) -> None:
     """A task may start only when the sequence barrier lets it (issue 5): else a 422.
 
-    Names the lower-level tasks of the job that have not succeeded (those the caller
-    may see; the others are only counted).
+    The barrier weighs every task of the job, also those the caller cannot see (a
+    hidden unfinished task must still hold the job back). The message names the
+    blockers the caller may see and says only *that* hidden ones block it too: never
+    which, nor how many.
     """
     blockers = JobTask.objects.blocking(job_uuid, sequence if sequence is not None else 0)
-    rows = list(
-        blockers.order_by(*CLAIM_ORDER).values_list("uuid", "owner_uuid")[: _BLOCKERS_NAMED + 1]
-    )
-    if not rows:
+    if not blockers.exists():
         return
-    total = len(rows) if len(rows) <= _BLOCKERS_NAMED else blockers.count()
-    named = [uuid for uuid, owner in rows[:_BLOCKERS_NAMED] if rules.may_write_owner(actor, owner)]
-    others = total - len(named)
+    visible = blockers.visible_to(actor)
+    named = list(
+        visible.order_by(*CLAIM_ORDER).values_list("uuid", flat=True)[: _BLOCKERS_NAMED + 1]
+    )
+    hidden = not actor.sees_everything and blockers.exclude(pk__in=visible.values("pk")).exists()
+    if not named:
+        raise InvalidRequest(
+            f"Task cannot start: one or more tasks of job {job_uuid} with a lower sequence "
+            "that you cannot see have not succeeded"
+        )
+    total = len(named) if len(named) <= _BLOCKERS_NAMED else visible.count()
+    shown = named[:_BLOCKERS_NAMED]
     message = (
         f"Task cannot start: {total} task(s) of job {job_uuid} with a lower sequence "
-        f"have not succeeded"
+        f"{'that you can see ' if hidden else ''}have not succeeded: {', '.join(shown)}"
     )
-    if named:
-        message += f": {', '.join(named)}"
-    if others:
-        message += f" ({others} {'other' if named else 'you cannot see'})"
+    if total > len(shown):
+        message += f" and {total - len(shown)} more"
+    if hidden:
+        message += "; one or more tasks you cannot see also block it"
     raise InvalidRequest(message)
 
 

@@ -439,16 +439,42 @@ def test_starting_a_blocked_task_by_hand_is_422_naming_the_blockers(alice, make_
     assert response.status_code == 200
 
 
-def test_blockers_the_caller_cannot_see_are_counted_not_named(alice, bob, make_task):
+def test_blockers_the_caller_cannot_see_are_neither_named_nor_counted(alice, bob, make_task):
     hidden = make_task(bob, job_uuid=JOB, sequence=0)
     task = make_task(alice, job_uuid=JOB, sequence=1)
-    response = alice.client.put(
-        f"{URL}/{task.uuid}", {"job_task": {"started_at": "2030-01-01T00:00:00Z"}}, format="json"
+
+    def start() -> Any:
+        started = {"job_task": {"started_at": "2030-01-01T00:00:00Z"}}
+        response = alice.client.put(f"{URL}/{task.uuid}", started, format="json")
+        assert response.status_code == 422
+        return response.json()["errors"][0]
+
+    message = start()
+    assert message == (
+        f"Task cannot start: one or more tasks of job {JOB} with a lower sequence "
+        "that you cannot see have not succeeded"
     )
-    assert response.status_code == 422
-    message = response.json()["errors"][0]
     assert hidden.uuid not in message
-    assert "1 you cannot see" in message
+    make_task(bob, job_uuid=JOB, sequence=0)
+    assert start() == message, "two hidden blockers read exactly like one"
+
+    mine = make_task(alice, job_uuid=JOB, sequence=0, qsequence=0)
+    assert start() == (
+        f"Task cannot start: 1 task(s) of job {JOB} with a lower sequence that you can see "
+        f"have not succeeded: {mine.uuid}; one or more tasks you cannot see also block it"
+    )
+    more = [make_task(alice, job_uuid=JOB, sequence=0, qsequence=i) for i in range(1, 12)]
+    names = ", ".join(t.uuid for t in [mine, *more[:9]])
+    assert start() == (
+        f"Task cannot start: 12 task(s) of job {JOB} with a lower sequence that you can see "
+        f"have not succeeded: {names} and 2 more; one or more tasks you cannot see also "
+        "block it"
+    ), "the count is of the visible blockers only"
+    JobTask.objects.filter(job_uuid=JOB, owner_uuid=bob.uuid).update(success=True)
+    assert start() == (
+        f"Task cannot start: 12 task(s) of job {JOB} with a lower sequence "
+        f"have not succeeded: {names} and 2 more"
+    )
 
 
 def test_a_create_that_starts_a_blocked_task_is_422(manager, make_task):

@@ -95,3 +95,39 @@ def test_counts_never_include_hidden_tasks(alice, bobs_task, make_task):
     assert alice.client.get(URL).json()["items_available"] == 1
     by_uuid = {"filters": json.dumps([["uuid", "=", bobs_task.uuid]])}
     assert alice.client.get(URL, by_uuid).json()["items_available"] == 0
+
+
+def test_hidden_blockers_hold_a_task_back_without_being_counted_or_named(alice, bob, make_task):
+    """The one deliberate exception: a shared job_uuid lets bob's unfinished lower-level
+    tasks hold alice's task back. Alice learns that some exist, never how many or which."""
+    job = "zzzzz-8i9sb-000000000000001"
+    mine = make_task(alice, job_uuid=job, sequence=1)
+    started = {"job_task": {"started_at": "2030-01-01T00:00:00Z"}}
+
+    def observe() -> tuple[Any, ...]:
+        refused = alice.client.put(f"{URL}/{mine.uuid}", started, format="json")
+        summary = alice.client.get(f"{URL}/summary", {"job_uuid": job})
+        claimed = alice.client.post(f"{URL}/claim", {"job_uuid": job}, format="json")
+        statuses = (refused.status_code, summary.status_code, claimed.status_code)
+        assert statuses == (422, 200, 200)
+        return refused.json()["errors"], summary.json(), claimed.json()
+
+    hidden = [make_task(bob, job_uuid=job, sequence=0)]
+    one = observe()
+    hidden += [make_task(bob, job_uuid=job, sequence=0, success=False) for _ in range(3)]
+    hidden += [make_task(bob, job_uuid=job, sequence=None, started_at=mine.created_at)]
+    assert observe() == one, "five hidden blockers answer exactly like one"
+
+    errors, summary, claimed = one
+    assert errors == [
+        f"Task cannot start: one or more tasks of job {job} with a lower sequence "
+        "that you cannot see have not succeeded"
+    ]
+    assert (summary["items_available"], summary["todo"], summary["runnable"]) == (1, 1, 0)
+    assert summary["current_sequence"] == 1, "only alice's own levels"
+    assert (claimed["items"], claimed["items_available"]) == ([], 0)
+    text = json.dumps(one)
+    assert not [task.uuid for task in hidden if task.uuid in text]
+    assert bob.uuid not in text
+    mine.refresh_from_db()
+    assert mine.started_at is None
