@@ -82,3 +82,28 @@ def test_demo_setup_prints_tokens_and_urls(settings):
         assert APIClient().get("/arvados/v1/job_tasks", {"api_token": token}).status_code == 200
     assert is_manager(find_user("demo-manager"))
     assert not is_manager(find_user("demo-user"))
+
+
+def test_migrate_creates_the_manager_group_named_by_the_settings(settings):
+    from django.contrib.auth.models import Group, Permission
+
+    role = Permission.objects.get(content_type__app_label="job_tasks", codename="manage_job_tasks")
+
+    def migrate() -> None:
+        call_command("migrate", verbosity=0, interactive=False, stdout=StringIO())
+
+    Group.objects.filter(name="job managers").delete()
+    migrate()
+    assert list(Group.objects.get(name="job managers").permissions.all()) == [role]
+
+    settings.JOB_TASKS = {"MANAGER_GROUP_NAME": "dispatchers"}
+    carol = new_user("carol")
+    existing = Group.objects.create(name="dispatchers")
+    existing.user_set.add(carol)
+    assert not is_manager(carol)
+    migrate()
+    group = Group.objects.get(name="dispatchers")
+    assert list(group.permissions.all()) == [role]
+    assert list(group.user_set.all()) == [carol], "an existing group keeps its members"
+    assert is_manager(find_user("carol"))
+    assert Group.objects.filter(permissions=role).count() == 2  # the default one stays

@@ -12,8 +12,10 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from job_tasks import rules
 from job_tasks.identities import group_uuid
 from job_tasks.models import ApiToken, JobTask
+from job_tasks.representation import render_task
 from job_tasks.signals import manager_group
 from tests.conftest import new_user
 
@@ -114,13 +116,14 @@ UPDATE_EXPECTED = {
 }
 
 
+@pytest.mark.parametrize("method", ["put", "patch"])
 @pytest.mark.parametrize("attribute", ATTRIBUTES)
 @pytest.mark.parametrize("actor", ACTORS)
-def test_update_changing_manager_attribute(world, actor, attribute):
+def test_update_changing_manager_attribute(world, actor, attribute, method):
     task = world.target[actor]
     value = new_value(world, actor, attribute)
 
-    response = world.clients[actor].put(
+    response = getattr(world.clients[actor], method)(
         f"{URL}/{task.uuid}", {"job_task": {attribute: value}}, format="json"
     )
 
@@ -319,6 +322,12 @@ READ_EXPECTED = {
     "superuser": 200,
     "inactive": 403,
 }
+#: The exact ``errors`` of each refusal on get and delete.
+READ_ERRORS = {
+    "anonymous": ["Not logged in"],
+    "other": ["Path not found"],  # hidden: exactly like a missing task
+    "inactive": [rules.INACTIVE],
+}
 
 
 @pytest.mark.parametrize("actor", ACTORS)
@@ -327,9 +336,9 @@ def test_get(world, actor):
     response = world.clients[actor].get(f"{URL}/{task.uuid}")
     assert response.status_code == READ_EXPECTED[actor]
     if response.status_code == 200:
-        assert response.json()["uuid"] == task.uuid
+        assert response.json() == render_task(task)
     else:
-        assert response.json()["errors"]
+        assert response.json()["errors"] == READ_ERRORS[actor]
 
 
 @pytest.mark.parametrize("actor", ACTORS)
@@ -361,11 +370,15 @@ def test_list_shows_exactly_the_visible_tasks(world, actor):
 @pytest.mark.parametrize("actor", ACTORS)
 def test_delete(world, actor):
     task = world.target[actor]
+    as_it_was = world.clients["superuser"].get(f"{URL}/{task.uuid}").json()
+    assert as_it_was["uuid"] == task.uuid
     response = world.clients[actor].delete(f"{URL}/{task.uuid}")
     assert response.status_code == READ_EXPECTED[actor]
     assert JobTask.objects.filter(pk=task.pk).exists() is (response.status_code != 200)
-    if response.status_code != 200:
-        assert response.json()["errors"]
+    if response.status_code == 200:
+        assert response.json() == as_it_was
+    else:
+        assert response.json()["errors"] == READ_ERRORS[actor]
 
 
 def test_changing_owner_needs_write_on_old_and_new(world):
