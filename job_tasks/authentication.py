@@ -50,8 +50,9 @@ def _form_fields(request: Request) -> QueryDict | None:
 
     Django parses the forms of POST requests (a POST that the method override turned
     into a GET was parsed before the change). A URL-encoded body of any other method
-    (Arvados clients send PUT forms) is parsed by DRF's ``FormParser``, under the same
-    limits, and the view reuses the result. Multipart bodies of other methods are not
+    (Arvados clients send PUT forms) is parsed here from ``HttpRequest.body``, under
+    the same limits (``DATA_UPLOAD_MAX_MEMORY_SIZE``, ``DATA_UPLOAD_MAX_NUMBER_FIELDS``);
+    the parsers then read the cached body. Multipart bodies of other methods are not
     read, as Django does not read them.
     """
     django_request = request._request
@@ -60,8 +61,7 @@ def _form_fields(request: Request) -> QueryDict | None:
         return None
     if django_request.method == "POST" or content_type.startswith("multipart/form-data"):
         return django_request.POST
-    data = request.data
-    return data if isinstance(data, QueryDict) else None
+    return QueryDict(django_request.body, encoding=django_request.encoding)
 
 
 def find_token(raw: str) -> ApiToken | None:

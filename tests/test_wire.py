@@ -220,3 +220,27 @@ def test_token_in_a_urlencoded_delete_body(anon, alice, make_task):
     response = anon.delete(f"{URL}/{task.uuid}", f"oauth_token={alice.token}", content_type=FORM)
     assert response.status_code == 200, response.content
     assert response.json()["uuid"] == task.uuid
+
+
+@pytest.mark.parametrize(
+    ("client", "method"), [("anon", "put"), ("alice", "patch"), ("anon", "delete")]
+)
+def test_oversized_urlencoded_body_of_other_methods_is_413_before_any_401(
+    request, settings, alice, make_task, client, method
+):
+    task = make_task(alice)
+    caller = alice.client if client == "alice" else request.getfixturevalue("anon")
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    body = "job_task%5Boutput%5D=" + "x" * 200
+    response = getattr(caller, method)(f"{URL}/{task.uuid}", body, content_type=FORM)
+    assert_envelope(response, 413, "exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE")
+
+
+def test_too_many_fields_in_a_urlencoded_put_is_400_in_the_envelope(
+    settings, anon, alice, make_task
+):
+    task = make_task(alice)
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    body = "&".join(f"f{n}=1" for n in range(10))
+    response = anon.put(f"{URL}/{task.uuid}", body, content_type=FORM)
+    assert_envelope(response, 400, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
