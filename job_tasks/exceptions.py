@@ -13,7 +13,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf
@@ -75,10 +80,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return error_response(status.HTTP_404_NOT_FOUND, ["Path not found"])
     if isinstance(exc, DjangoPermissionDenied):
         return error_response(status.HTTP_403_FORBIDDEN, [str(exc) or "Forbidden"])
-    if isinstance(exc, RequestDataTooBig):
+    if isinstance(exc, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)):
+        # Django's request-size limits: too many bytes, fields or files are all "too large".
         return error_response(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, [str(exc)])
     if isinstance(exc, SuspiciousOperation):
-        return error_response(status.HTTP_400_BAD_REQUEST, [f"Bad request: {exc}"])
+        # Any other malformed request is bad input like the rest: 422 (spec §9.2).
+        return error_response(status.HTTP_422_UNPROCESSABLE_ENTITY, [f"Malformed request: {exc}"])
     if isinstance(exc, drf.ParseError):
         # Malformed request bodies are 422 like every other bad input (spec §15.1).
         return error_response(

@@ -159,24 +159,24 @@ def test_oversized_multipart_form_is_413_in_the_envelope(settings, alice):
 
 
 @pytest.mark.parametrize("path", [URL, f"{URL}/zzzzz-ot0gb-000000000000000"])
-def test_too_many_form_fields_is_400_in_the_envelope(settings, alice, path):
+def test_too_many_form_fields_is_413_in_the_envelope(settings, alice, path):
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
     body = "_method=GET&" + "&".join(f"f{n}=1" for n in range(10))
     response = alice.client.post(path, data=body, content_type=FORM)
-    assert_envelope(response, 400, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
+    assert_envelope(response, 413, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
 
 
-def test_too_many_multipart_fields_is_400_in_the_envelope(settings, alice):
+def test_too_many_multipart_fields_is_413_in_the_envelope(settings, alice):
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
     response = alice.client.post(URL, {f"f{n}": "1" for n in range(10)})
-    assert_envelope(response, 400, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
+    assert_envelope(response, 413, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
 
 
-def test_too_many_query_parameters_is_400_in_the_envelope(settings, alice):
+def test_too_many_query_parameters_is_413_in_the_envelope(settings, alice):
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
     query = "&".join(f"f{n}=1" for n in range(10))
     response = alice.client.get(f"{URL}?{query}")
-    assert_envelope(response, 400, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
+    assert_envelope(response, 413, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
 
 
 def test_a_form_body_within_the_limits_still_authenticates_and_overrides(settings, alice):
@@ -236,11 +236,11 @@ def test_oversized_urlencoded_body_of_other_methods_is_413_before_any_401(
     assert_envelope(response, 413, "exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE")
 
 
-def test_too_many_fields_in_a_urlencoded_put_is_400_in_the_envelope(
+def test_too_many_fields_in_a_urlencoded_put_is_413_in_the_envelope(
     settings, anon, alice, make_task
 ):
     task = make_task(alice)
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
     body = "&".join(f"f{n}=1" for n in range(10))
     response = anon.put(f"{URL}/{task.uuid}", body, content_type=FORM)
-    assert_envelope(response, 400, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
+    assert_envelope(response, 413, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
