@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db.models import Exists, OuterRef
 from django.http import QueryDict
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from .models import ApiToken, hash_secret
+from .models import MANAGER_PERMISSION, ApiToken, hash_secret
 
 NOT_LOGGED_IN = "Not logged in"
 _HEADER_SCHEMES = ("bearer", "oauth2")
+_MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -73,11 +78,11 @@ def find_token(raw: str) -> ApiToken | None:
         if len(parts) != 3:
             return None
         _, token_uuid, secret = parts
-    token = (
-        ApiToken.objects.select_related("user", "user__job_tasks_identity")
-        .filter(secret_hash=hash_secret(secret))
-        .first()
-    )
+    tokens = ApiToken.objects.select_related("user", "user__job_tasks_identity")
+    flag = _manager_flag()
+    if flag is not None:
+        tokens = tokens.annotate(_user_is_manager=flag)
+    token = tokens.filter(secret_hash=hash_secret(secret)).first()
     if token is None or (token_uuid is not None and token.uuid != token_uuid):
         return None
     if token.revoked_at is not None:
@@ -85,6 +90,27 @@ def find_token(raw: str) -> ApiToken | None:
     if token.expires_at is not None and token.expires_at <= timezone.now():
         return None
     return token
+
+
+def _manager_flag() -> Exists | None:
+    """Whether the token's user holds the job-manager permission, as a subquery of the
+    token lookup, so that authenticating answers ``is_manager`` in the same query.
+
+    Only when ``ModelBackend`` is the sole backend (then the permission comes from the
+    user's own or their groups' permissions, nowhere else) and the user model has
+    Django's permission fields; otherwise ``is_manager`` asks ``has_perm`` as usual.
+    """
+    if list(settings.AUTHENTICATION_BACKENDS) != [_MODEL_BACKEND]:
+        return None
+    user_model = get_user_model()
+    fields = {field.name for field in user_model._meta.get_fields()}
+    if not {"user_permissions", "groups"} <= fields:
+        return None
+    app_label, codename = MANAGER_PERMISSION.split(".")
+    permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+    return Exists(permission.filter(user=OuterRef("user_id"))) | Exists(
+        permission.filter(group__user=OuterRef("user_id"))
+    )
 
 
 class ApiTokenAuthentication(BaseAuthentication):
@@ -106,6 +132,9 @@ class ApiTokenAuthentication(BaseAuthentication):
         identity = getattr(user, "job_tasks_identity", None)
         if identity is not None:
             user._job_tasks_uuid = identity.uuid
+        flag = getattr(token, "_user_is_manager", None)
+        if flag is not None:
+            user._job_tasks_has_manager_permission = flag
         return user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -49,6 +49,9 @@ def is_manager(user: Any) -> bool:
         return False
     if getattr(user, "is_superuser", False):
         return True
+    known = getattr(user, "_job_tasks_has_manager_permission", None)  # read with the token
+    if known is not None:
+        return bool(known)
     has_perm = getattr(user, "has_perm", None)  # user models without PermissionsMixin
     return bool(has_perm is not None and has_perm(MANAGER_PERMISSION))
 
