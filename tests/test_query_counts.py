@@ -1,0 +1,105 @@
+"""Query counts of the API's hot paths, so that an N+1 or an extra query fails CI.
+
+Counted through HTTP (the API client), authentication included. The counts do not
+grow with the number of tasks: a list of 500 costs what a list of 1 does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import connection
+
+from job_tasks.identities import group_uuid
+from job_tasks.models import JobTask
+
+URL = "/arvados/v1/job_tasks"
+
+#: The token, with its user, the user's uuid and whether they are a job manager: one
+#: query. Everything else an API request needs is in its own queries below.
+AUTH = 1
+#: Inside a test's transaction every ``atomic`` block is a SAVEPOINT and its RELEASE
+#: (two queries each); in production the outermost one is BEGIN/COMMIT instead.
+#: create: qsequence, the insert, the audit row, 3 nested atomic blocks.
+CREATE = 3 + 2 * 3
+#: update: the locked read, the update, the audit row, and the atomic blocks' savepoints.
+UPDATE = 8
+
+
+def on_sqlite() -> bool:
+    return connection.vendor == "sqlite"
+
+
+@pytest.fixture
+def tasks(alice: Any, make_task: Any) -> Any:
+    """``make(n)``: n tasks of alice's, half of them owned by a group she is in."""
+    team = Group.objects.create(name="team")
+    alice.user.groups.add(team)
+    team_uuid = group_uuid(team)
+
+    def make(count: int) -> list[Any]:
+        made = [make_task(alice, sequence=i % 5) for i in range(count)]
+        JobTask.objects.filter(pk__in=[task.pk for task in made[1::2]]).update(owner_uuid=team_uuid)
+        return made
+
+    return make
+
+
+@pytest.mark.parametrize("size", [1, 500])
+@pytest.mark.parametrize(("count", "queries"), [("exact", AUTH + 2), ("none", AUTH + 1)])
+def test_list(
+    alice: Any, tasks: Any, django_assert_num_queries: Any, size: int, count: str, queries: int
+) -> None:
+    tasks(size)
+    with django_assert_num_queries(queries):
+        response = alice.client.get(URL, {"limit": 1000, "count": count})
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == size
+
+
+def test_list_filtered(alice: Any, tasks: Any, django_assert_num_queries: Any) -> None:
+    tasks(50)
+    filters = '[["sequence","=",1],["uuid","like","%"]]'
+    with django_assert_num_queries(AUTH + 2):
+        response = alice.client.get(URL, {"filters": filters, "limit": 100})
+    assert response.json()["items_available"] == 10
+
+
+def test_get(alice: Any, tasks: Any, django_assert_num_queries: Any) -> None:
+    task = tasks(3)[1]
+    with django_assert_num_queries(AUTH + 1):
+        response = alice.client.get(f"{URL}/{task.uuid}")
+    assert response.status_code == 200
+
+
+def test_create(alice: Any, tasks: Any, django_assert_num_queries: Any) -> None:
+    tasks(3)
+    # The insert, its qsequence, its audit row, and the transaction's savepoints.
+    with django_assert_num_queries(AUTH + CREATE):
+        response = alice.client.post(
+            URL, {"job_task": {"sequence": 1, "parameters": {"a": 1}}}, format="json"
+        )
+    assert response.status_code == 200
+
+
+def test_update(alice: Any, tasks: Any, django_assert_num_queries: Any) -> None:
+    task = tasks(3)[1]
+    with django_assert_num_queries(AUTH + UPDATE):
+        response = alice.client.put(
+            f"{URL}/{task.uuid}", {"job_task": {"progress": 0.5}}, format="json"
+        )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("limit", [1, 20])
+def test_claim(alice: Any, tasks: Any, django_assert_num_queries: Any, limit: int) -> None:
+    tasks(100)
+    # Expire leases, select the runnable tasks (locked), update them, one audit insert,
+    # 2 atomic blocks; on SQLite two more statements take its write lock first.
+    claim = 4 + 2 * 2 + (2 if on_sqlite() else 0)
+    with django_assert_num_queries(AUTH + claim):
+        response = alice.client.post(f"{URL}/claim?limit={limit}", format="json")
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == limit
