@@ -31,7 +31,7 @@ def token_from_request(request: Request) -> str | None:
 
     Reading a form body (or the query string) may raise Django's ``RequestDataTooBig``
     or ``TooManyFieldsSent``; they are left to propagate. DRF authenticates inside the
-    view's exception handling, which answers them in the error envelope (413, 400).
+    view's exception handling, which answers them in the error envelope (413).
     """
     django_request = request._request
     sources: list[QueryDict] = [django_request.GET]

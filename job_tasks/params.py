@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from django.http import QueryDict
 from rest_framework.request import Request
@@ -63,11 +64,31 @@ def _flat(query: QueryDict) -> dict[str, Any]:
     return {key: query.get(key) for key in query}
 
 
+def _check_utf8(raw: bytes, where: str) -> None:
+    """Django reads invalid UTF-8 in a query string or form as U+FFFD, silently
+    changing what was sent: refuse it instead (422)."""
+    if raw.isascii() and b"%" not in raw:
+        return
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"The {where} is not valid UTF-8") from None
+
+
 def request_params(request: Request) -> dict[str, Any]:
     """Query-string parameters, updated with the body's (JSON object or form fields)."""
+    django_request = request._request
+    query = django_request.META.get("QUERY_STRING", "")
+    try:  # WSGI passes the raw bytes as ISO-8859-1 text
+        raw_query = query.encode("iso-8859-1")
+    except UnicodeEncodeError:
+        raw_query = query.encode("utf-8")
+    _check_utf8(raw_query, "query string")
     params = _flat(request.query_params)
     data = request.data
     if isinstance(data, QueryDict):
+        if request.content_type.startswith("application/x-www-form-urlencoded"):
+            _check_utf8(django_request.body, "form body")
         params.update(_flat(data))
     elif isinstance(data, dict):
         params.update(data)

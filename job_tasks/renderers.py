@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,13 +45,45 @@ def _refuse_constant(name: str) -> Any:
 
 
 def loads(text: str | bytes) -> Any:
-    """Strict JSON parsing that keeps big integers exact.
+    """Strict JSON parsing: UTF-8, no lone surrogates, no ``NaN`` or infinities; big
+    integers kept exact.
 
-    orjson would read integers beyond 64 bits as floats, silently losing digits, so
-    input goes through the standard library (writes are small); output uses orjson.
-    Raises ``ValueError`` (``json.JSONDecodeError`` is one) on bad input.
+    Input goes through the standard library (writes are small): orjson would read
+    integers beyond 64 bits as floats, silently losing digits. What no database or JSON
+    encoder could take back is refused: invalid UTF-8, ``\\udc00`` escapes that pair
+    with nothing, ``NaN`` and numbers beyond a double (``1e400``). Output uses orjson.
+    Raises ``ValueError`` (``json.JSONDecodeError`` and ``UnicodeError`` are ones).
     """
-    return json.loads(text, parse_constant=_refuse_constant)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")  # strict: encoded surrogates are invalid UTF-8 too
+    value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    _check_unicode(value)
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond the range of a JSON number")
+    return value
+
+
+def _check_unicode(value: Any) -> None:
+    """Refuse strings (keys included) holding a lone surrogate, which is not Unicode."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("a string holds a lone surrogate (not Unicode)") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 class RequestTooLarge(APIException):

@@ -241,20 +241,15 @@ def test_order_and_where_entries_that_name_no_column_are_ignored_as_arvados_does
     assert AuditEvent.objects.count() == events
 
 
-#: Found by this corpus, to be fixed where the input is read (``renderers.ORJSONParser``,
-#: ``serializers.ParametersField``, the form and query-string parsing): each should be a
-#: 4xx with nothing stored. Strict: a fix makes the test fail until the mark goes.
-KNOWN_GAPS = [
+#: Text that is not valid Unicode: lone surrogates (escaped or UTF-8 encoded) in JSON,
+#: invalid UTF-8 in the query string or a form. Each was once accepted (stored, then a
+#: 500 on every read on SQLite; or silently turned into U+FFFD); now a 422.
+NOT_UNICODE = [
     pytest.param(
         "POST",
         URL,
         b'{"job_task": {"parameters": {"\\udc00": 1}}}',
         "application/json",
-        marks=pytest.mark.xfail(
-            not ON_POSTGRES,
-            strict=True,
-            reason="SQLite: a lone surrogate in parameters is stored, then every render is a 500",
-        ),
         id="surrogate escape in parameters",
     ),
     pytest.param(
@@ -262,11 +257,6 @@ KNOWN_GAPS = [
         URL,
         b'{"job_task": {"parameters": {"\xed\xa0\x80": 1}}}',
         "application/json",
-        marks=pytest.mark.xfail(
-            not ON_POSTGRES,
-            strict=True,
-            reason="json.loads decodes bytes with surrogatepass: stored, then a 500 (SQLite)",
-        ),
         id="UTF-8 encoded surrogate in a JSON body",
     ),
     pytest.param(
@@ -274,7 +264,6 @@ KNOWN_GAPS = [
         URL + "?filters=%5B%5B%22output%22%2C%22%3D%22%2C%22%FF%22%5D%5D",
         None,
         None,
-        marks=pytest.mark.xfail(strict=True, reason="decoded with U+FFFD replacement: 200"),
         id="invalid UTF-8 in the query string",
     ),
     pytest.param(
@@ -282,14 +271,13 @@ KNOWN_GAPS = [
         URL,
         b"job_task=%7B%22output%22%3A%22%FF%22%7D",
         "application/x-www-form-urlencoded",
-        marks=pytest.mark.xfail(strict=True, reason="decoded with U+FFFD replacement: stored"),
         id="invalid UTF-8 in a form field",
     ),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "data", "content_type"), KNOWN_GAPS)
-def test_known_gaps(alice, stored, method, path, data, content_type):
+@pytest.mark.parametrize(("method", "path", "data", "content_type"), NOT_UNICODE)
+def test_text_that_is_not_unicode_is_refused(alice, stored, method, path, data, content_type):
     alice.client.raise_request_exception = False
     before, events = table(), AuditEvent.objects.count()
     if data is None:
@@ -364,3 +352,25 @@ def test_sql_metacharacters_are_stored_and_matched_literally(alice, stored):
     assert JobTask.objects.count() == 2
     assert AuditEvent.objects.filter(object_uuid=uuid, event_type="update").count() == len(SQL)
     assert connection.introspection.table_names().count("job_tasks_jobtask") == 1
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1E+999"])
+def test_numbers_beyond_a_double_are_refused_not_stored_as_infinity(alice, stored, number):
+    before = table()
+    body = '{"job_task": {"parameters": {"x": NUMBER}}}'.replace("NUMBER", number)
+    response = alice.client.generic("POST", URL, body, "application/json")
+    assert response.status_code == 422
+    assert "beyond the range of a JSON number" in response.json()["errors"][0]
+    assert table() == before
+
+
+def test_big_integers_in_parameters_stay_exact(alice):
+    big = 10**40
+    response = alice.client.generic(
+        "POST",
+        URL,
+        '{"job_task": {"parameters": {"x": BIG, "y": 0.5}}}'.replace("BIG", str(big)),
+        "application/json",
+    )
+    assert response.status_code == 200, response.content[:300]
+    assert JobTask.objects.get(uuid=response.json()["uuid"]).parameters == {"x": big, "y": 0.5}
