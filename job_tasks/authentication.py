@@ -7,7 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.db.models import Exists, OuterRef
+from django.db import router
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
@@ -15,6 +16,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 from .models import MANAGER_PERMISSION, ApiToken, hash_secret
+from .prepared import PreparedQuery
 
 NOT_LOGGED_IN = "Not logged in"
 _HEADER_SCHEMES = ("bearer", "oauth2")
@@ -78,11 +80,11 @@ def find_token(raw: str) -> ApiToken | None:
         if len(parts) != 3:
             return None
         _, token_uuid, secret = parts
-    tokens = ApiToken.objects.select_related("user", "user__job_tasks_identity")
-    flag = _manager_flag()
-    if flag is not None:
-        tokens = tokens.annotate(_user_is_manager=flag)
-    token = tokens.filter(secret_hash=hash_secret(secret)).first()
+    token = _TOKEN_LOOKUP.first(
+        hash_secret(secret),
+        key=(tuple(settings.AUTHENTICATION_BACKENDS), settings.AUTH_USER_MODEL),
+        using=router.db_for_read(ApiToken),
+    )
     if token is None or (token_uuid is not None and token.uuid != token_uuid):
         return None
     if token.revoked_at is not None:
@@ -90,6 +92,20 @@ def find_token(raw: str) -> ApiToken | None:
     if token.expires_at is not None and token.expires_at <= timezone.now():
         return None
     return token
+
+
+def _token_query(secret_hash: str) -> QuerySet[ApiToken]:
+    """The token with this hash, its user, the user's identity and job-manager flag."""
+    tokens = ApiToken.objects.select_related("user", "user__job_tasks_identity")
+    flag = _manager_flag()
+    if flag is not None:
+        tokens = tokens.annotate(_user_is_manager=flag)
+    return tokens.filter(secret_hash=secret_hash)
+
+
+#: Every request makes this lookup: compiled once per connection (and settings that
+#: shape it), not on every request.
+_TOKEN_LOOKUP = PreparedQuery("token", _token_query, arity=1)
 
 
 def _manager_flag() -> Exists | None:

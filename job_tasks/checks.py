@@ -82,6 +82,14 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
                 id="job_tasks.E007",
             )
         )
+    if not isinstance(merged["PREPARED_STATEMENTS"], bool):
+        errors.append(
+            Error(
+                "JOB_TASKS['PREPARED_STATEMENTS'] must be True or False.",
+                hint="The default is True.",
+                id="job_tasks.E010",
+            )
+        )
     errors.extend(_check_scheduling(merged))
     if not getattr(settings, "USE_TZ", True):
         errors.append(
