@@ -30,8 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_EXPIRED_LEASES": 3,
     # Larger ``limit`` values of ``claim`` are clamped to this.
     "MAX_CLAIM_LIMIT": 100,
-    # PostgreSQL: run the per-request token lookup as a statement prepared once per
-    # database session. Turn off behind a pooler in transaction mode (PgBouncer).
+    # PostgreSQL: run the per-request lookups (token, task by uuid) as statements
+    # prepared once per database session. Turn off behind a pooler in transaction mode (PgBouncer).
     "PREPARED_STATEMENTS": True,
 }
 

@@ -34,6 +34,8 @@ _CACHE_ATTRIBUTE = "_job_tasks_prepared_plans"
 #: The raw database connection and the statements prepared in its session (PostgreSQL).
 _PREPARED_ATTRIBUTE = "_job_tasks_prepared_statements"
 _PLACEHOLDER_RE = re.compile(r"%[s%]")
+#: Most plans kept per connection; past it they are dropped and made again.
+MAX_PLANS = 1024
 
 
 @dataclass(frozen=True)
@@ -106,10 +108,10 @@ class _Plan:
 
 
 class PreparedQuery:
-    """A query of one row, built by ``build(*values)``, compiled once per connection.
+    """A query of one row, built by ``build(*values, **context)``, compiled once per
+    connection and ``key``.
 
-    ``build`` must give the same query for every value (only the values change);
-    ``key`` must name everything else its shape depends on (settings, say).
+    ``build`` must give the same query for every value (only the values change).
     """
 
     def __init__(self, name: str, build: Callable[..., QuerySet[Any]], arity: int) -> None:
@@ -117,17 +119,26 @@ class PreparedQuery:
         self.build = build
         self.placeholders = tuple(f"<{name} placeholder {index}>" for index in range(arity))
 
-    def first(self, *values: Any, key: Hashable = None, using: str = "default") -> Any:
-        """The first row as a model instance (with its related objects), or None."""
+    def first(
+        self, *values: Any, key: Hashable = None, using: str = "default", **context: Any
+    ) -> Any:
+        """The first row as a model instance (with its related objects), or None.
+
+        ``context`` goes to ``build`` as keyword arguments; ``key`` must tell apart
+        every context (and setting) that gives the query another shape or other
+        constant parameters.
+        """
         connection = connections[using]
         plans = connection.__dict__.setdefault(_CACHE_ATTRIBUTE, {})
         cache_key = (self.name, key)
         if cache_key not in plans:
-            queryset = self.build(*self.placeholders).using(using)[:1]
+            if len(plans) >= MAX_PLANS:  # plans per user, say: bounded
+                plans.clear()
+            queryset = self.build(*self.placeholders, **context).using(using)[:1]
             plans[cache_key] = _Plan.make(queryset, self.placeholders, self.name)
         plan = plans[cache_key]
         if plan is None:  # could not be prepared: the ORM, every time
-            return self.build(*values).using(using).first()
+            return self.build(*values, **context).using(using).first()
         return plan.first(values, using)
 
 

@@ -163,6 +163,13 @@ class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
             queryset = queryset.select_for_update()
         return queryset
 
+    def get_object(self) -> JobTask:
+        """The task of the path if the caller may see it (else 404), locked for writes."""
+        for_update = self.request.method not in ("GET", "HEAD")
+        task = operations.get_task(self.actor, self.kwargs["uuid"], for_update=for_update)
+        self.check_object_permissions(self.request, task)
+        return task
+
     def get_write(self, task: JobTask | None) -> operations.Write:
         """The planned create (``task`` None) or update of ``task``, validated (else 422).
 
