@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import connections, models
-from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models import Exists, F, Func, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -278,6 +278,15 @@ class Counter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
+
+
+def count_of(queryset: QuerySet[Any]) -> Subquery:
+    """``SELECT COUNT(*)`` of ``queryset`` as a scalar subquery, to ride along with
+    another query (the database runs it once: it refers to nothing outside)."""
+    counted = queryset.order_by().annotate(
+        _count=Func(template="COUNT(*)", output_field=models.BigIntegerField())
+    )
+    return Subquery(counted.values("_count"), output_field=models.BigIntegerField())
 
 
 def next_qsequence(using: str) -> int:

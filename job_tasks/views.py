@@ -37,7 +37,7 @@ from .filters import (
     parse_select,
 )
 from .identities import Actor, group_uuid
-from .models import AuditEvent, JobTask
+from .models import AuditEvent, JobTask, count_of
 from .params import job_task_attributes, request_params
 from .permissions import CanAssignOwner, CanSetManagerAttributes, CanWriteTask, IsActiveUser
 from .renderers import AlwaysJSON, ORJSONParser, ORJSONRenderer
@@ -61,6 +61,8 @@ CORS_HEADERS = {
     "Access-Control-Max-Age": "86486400",
 }
 _BOOLEAN_SPELLINGS = frozenset({"true", "false", "1", "0"})
+#: The column that carries ``items_available`` on every row of a counted page.
+_TOTAL = "_job_tasks_items_available"
 
 
 def request_id(request: HttpRequest) -> str:
@@ -199,11 +201,25 @@ class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         query = parse_list_params(self.get_params())
         queryset = query.filter(self.get_queryset())
-        total = queryset.count() if query.count else None
-        rows = queryset.order_by(*query.order_by).values(*columns_for(query.select))
+        rows = queryset.order_by(*query.order_by)
+        columns = columns_for(query.select)
+        if query.count:  # the count rides with the page: one query, one round trip
+            rows = rows.annotate(**{_TOTAL: count_of(queryset)})
+            columns = (*columns, _TOTAL)
+        rows = rows.values(*columns)
         if query.distinct:
             rows = rows.distinct()
         page = list(rows[query.offset : query.offset + query.limit])
+        total = None
+        if query.count:
+            if page:
+                total = page[0][_TOTAL]
+                for row in page:
+                    del row[_TOTAL]
+            elif query.offset or not query.limit:  # no row to carry it: a query of its own
+                total = queryset.count()
+            else:  # a first page with room for rows, and none: nothing matches
+                total = 0
         return Response(
             render_list(
                 page,
