@@ -45,8 +45,8 @@ def _refuse_constant(name: str) -> Any:
 
 
 def loads(text: str | bytes) -> Any:
-    """Strict JSON parsing: UTF-8, no lone surrogates, no ``NaN`` or infinities; big
-    integers kept exact.
+    """Strict JSON parsing: UTF-8, no lone surrogates, no ``NaN`` or infinities, at most
+    ``MAX_JSON_DEPTH`` levels deep; big integers kept exact.
 
     Input goes through the standard library (writes are small): orjson would read
     integers beyond 64 bits as floats, silently losing digits. What no database or JSON
@@ -57,7 +57,7 @@ def loads(text: str | bytes) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8")  # strict: encoded surrogates are invalid UTF-8 too
     value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
-    _check_unicode(value)
+    _check_document(value)
     return value
 
 
@@ -68,22 +68,32 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _check_unicode(value: Any) -> None:
-    """Refuse strings (keys included) holding a lone surrogate, which is not Unicode."""
-    stack = [value]
+#: Deepest nesting of arrays and objects accepted in JSON input. Python's own limit
+#: depends on its version (3.12 and later parse far deeper than they can write back),
+#: and orjson writes at most 255 levels: one explicit bound, well below both.
+MAX_JSON_DEPTH = 128
+
+
+def _check_document(value: Any) -> None:
+    """Refuse strings (keys included) holding a lone surrogate, which is not Unicode,
+    and nesting deeper than ``MAX_JSON_DEPTH``."""
+    stack = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, str):
             if not item.isascii():
                 try:
                     item.encode("utf-8")
                 except UnicodeEncodeError:
                     raise ValueError("a string holds a lone surrogate (not Unicode)") from None
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        elif isinstance(item, (dict, list)):
+            if depth >= MAX_JSON_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item)
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
 
 
 class RequestTooLarge(APIException):

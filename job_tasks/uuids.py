@@ -47,18 +47,23 @@ UUID_RE = re.compile(r"^[0-9a-z]{5}-[0-9a-z]{5}-[0-9a-z]{15}$")
 CLUSTER_ID_RE = re.compile(r"^[0-9a-z]{5}$")
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+_PAIRS = tuple(high + low for high in _ALPHABET for low in _ALPHABET)
 
 
 def base36(number: int) -> str:
-    """Write a non-negative integer in lowercase base 36."""
+    """Write a non-negative integer in lowercase base 36.
+
+    Two digits at a time (a table of the 1,296 pairs): every etag of a list is written
+    this way, and half the divisions of big integers is half the time.
+    """
     if number < 0:
         raise ValueError("base36() needs a non-negative integer")
-    digits = []
+    pairs = []
     while True:
-        number, digit = divmod(number, 36)
-        digits.append(_ALPHABET[digit])
+        number, pair = divmod(number, 1296)
+        pairs.append(_PAIRS[pair])
         if not number:
-            return "".join(reversed(digits))
+            return "".join(reversed(pairs)).lstrip("0") or "0"
 
 
 def random_part() -> str:

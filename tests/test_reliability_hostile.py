@@ -374,3 +374,19 @@ def test_big_integers_in_parameters_stay_exact(alice):
     )
     assert response.status_code == 200, response.content[:300]
     assert JobTask.objects.get(uuid=response.json()["uuid"]).parameters == {"x": big, "y": 0.5}
+
+
+def test_json_nesting_is_bounded_whatever_the_python(alice, stored):
+    """Python 3.12+ parses far deeper than 3.11 (and than anything can write back): one
+    explicit bound, the same on every Python."""
+    before = table()
+    too_deep = '{"job_task": {"parameters": {"x": ' + "[" * 127 + "]" * 127 + "}}}"
+    response = alice.client.generic("POST", URL, too_deep, "application/json")
+    assert response.status_code == 422
+    assert "nested deeper than 128 levels" in response.json()["errors"][0]
+    assert table() == before
+    deepest = '{"job_task": {"parameters": {"x": ' + "[" * 125 + "]" * 125 + "}}}"
+    response = alice.client.generic("POST", URL, deepest, "application/json")
+    assert response.status_code == 200, response.content[:300]
+    task = JobTask.objects.get(uuid=response.json()["uuid"])
+    assert alice.client.get(f"{URL}/{task.uuid}").json()["parameters"] == task.parameters
