@@ -125,6 +125,7 @@ from django_filters.rest_framework import FilterSet
 from .app_settings import app_settings
 from .errors import InvalidRequest
 from .models import JobTask
+from .renderers import loads
 from .representation import KIND, STORED_ATTRIBUTES
 from .uuids import KIND_INFIXES, infix_of
 
@@ -485,13 +486,11 @@ def json_size(value: Any) -> int:
     return nodes
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _loads(text: str) -> Any:
-    """Strict JSON (no NaN/Infinity). Raises ``ValueError`` or ``RecursionError``."""
-    return json.loads(text, parse_constant=_refuse_constant)
+    """Strict JSON, as for request bodies (``renderers.loads``: no NaN/Infinity, bounded
+    nesting); strings are checked for Unicode by the filter language itself, which names
+    the filter. Raises ``ValueError`` or ``RecursionError``."""
+    return loads(text, check_unicode=False)
 
 
 def convert_json_object(value: Any) -> dict[str, Any]:

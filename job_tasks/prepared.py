@@ -17,6 +17,7 @@ ORM every time instead.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class _Plan:
     model_slice: tuple[int, int]
     init_list: list[str]
     related_populators: list[Any]
+    from_db_options: dict[str, Any]
     annotation_col_map: dict[str, int]
     statement: str | None
 
@@ -75,7 +77,10 @@ class _Plan:
             converters=compiler.get_converters(fields),
             model_slice=(start, end),
             init_list=[column[0].target.attname for column in select[start:end]],
-            related_populators=get_related_populators(klass_info, select, queryset.db),
+            related_populators=get_related_populators(
+                klass_info, select, queryset.db, *_fetch_mode_of(queryset)
+            ),
+            from_db_options=dict(zip(("fetch_mode",), _fetch_mode_of(queryset), strict=False)),
             annotation_col_map=dict(compiler.annotation_col_map or {}),
             statement=_statement_name(name, sql)
             if compiler.connection.vendor == "postgresql"
@@ -99,7 +104,7 @@ class _Plan:
             row = next(iter(self.compiler.apply_converters([row], self.converters)))
         start, end = self.model_slice
         model = self.compiler.klass_info["model"]
-        obj = model.from_db(using, self.init_list, row[start:end])
+        obj = model.from_db(using, self.init_list, row[start:end], **self.from_db_options)
         for populator in self.related_populators:
             populator.populate(row, obj)
         for name, position in self.annotation_col_map.items():
@@ -140,6 +145,14 @@ class PreparedQuery:
         if plan is None:  # could not be prepared: the ORM, every time
             return self.build(*values, **context).using(using).first()
         return plan.first(values, using)
+
+
+#: Django 6.1 gave querysets a fetch mode, which the row-to-object steps take along.
+_TAKES_FETCH_MODE = "fetch_mode" in inspect.signature(get_related_populators).parameters
+
+
+def _fetch_mode_of(queryset: QuerySet[Any]) -> tuple[Any, ...]:
+    return (queryset._fetch_mode,) if _TAKES_FETCH_MODE else ()
 
 
 def _statement_name(name: str, sql: str) -> str:

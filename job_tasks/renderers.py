@@ -44,7 +44,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes, *, check_unicode: bool = True) -> Any:
     """Strict JSON parsing: UTF-8, no lone surrogates, no ``NaN`` or infinities, at most
     ``MAX_JSON_DEPTH`` levels deep; big integers kept exact.
 
@@ -57,7 +57,7 @@ def loads(text: str | bytes) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8")  # strict: encoded surrogates are invalid UTF-8 too
     value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
-    _check_document(value)
+    _check_document(value, check_unicode)
     return value
 
 
@@ -74,14 +74,14 @@ def _finite_float(text: str) -> float:
 MAX_JSON_DEPTH = 128
 
 
-def _check_document(value: Any) -> None:
-    """Refuse strings (keys included) holding a lone surrogate, which is not Unicode,
-    and nesting deeper than ``MAX_JSON_DEPTH``."""
+def _check_document(value: Any, check_unicode: bool) -> None:
+    """Refuse nesting deeper than ``MAX_JSON_DEPTH`` and (``check_unicode``) strings,
+    keys included, holding a lone surrogate, which is not Unicode."""
     stack = [(value, 0)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            if not item.isascii():
+            if check_unicode and not item.isascii():
                 try:
                     item.encode("utf-8")
                 except UnicodeEncodeError:

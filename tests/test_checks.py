@@ -61,6 +61,7 @@ def test_settings_are_read_on_access(settings):
         app_settings.NOT_A_SETTING  # noqa: B018
 
 
+@pytest.mark.django_db  # Django 6 runs checks that read the database too
 def test_the_check_is_registered_with_django():
     """``manage.py check`` runs it: ``run_checks()`` reports a bad value, the defaults pass."""
     with override_settings(JOB_TASKS={"CLUSTER_ID": "ZZZZZ", "NOPE": 1}):
