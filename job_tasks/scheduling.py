@@ -269,7 +269,9 @@ def expire_leases(*, now: datetime | None = None, using: str = DEFAULT_DB_ALIAS)
     now = now or timezone.now()
     most = app_settings.MAX_EXPIRED_LEASES
     done = Expiry()
-    with transaction.atomic(using=using):
+    # Its own transaction, or (called by claim) a part of the caller's, without a
+    # savepoint: an error ends both anyway.
+    with transaction.atomic(using=using, savepoint=False):
         _lock_database(using)
         expired = JobTask.objects.using(using).filter(
             lease_expires_at__lte=now, success__isnull=True
