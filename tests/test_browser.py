@@ -58,9 +58,16 @@ def test_every_image_the_readme_shows_is_a_screenshot_png_in_the_checkout() -> N
         assert path.name in written, f"no browser test writes {path.name}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium per test process (Debian's, no download)."""
+    """One headless Chromium for this module's tests (Debian's, no download).
+
+    Module-scoped, not session-scoped: Playwright's sync API keeps an asyncio loop
+    running in the main thread while it is open, and Django then keeps that thread's
+    database connections apart from the ones it uses without a loop. Left open for the
+    rest of the session, a later test's ``connections.close_all()`` missed the open
+    connection, and processes forked after it shared one socket.
+    """
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's chromium "
