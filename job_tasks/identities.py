@@ -124,6 +124,10 @@ class Actor:
 
     @cached_property
     def group_uuids(self) -> frozenset[str]:
+        """The uuids of the caller's groups: read with the token, or asked here."""
+        known = getattr(self.user, "_job_tasks_group_uuids", None)
+        if known is not None:
+            return known
         return frozenset(
             GroupIdentity.objects.filter(group__in=self.group_ids_query()).values_list(
                 "uuid", flat=True

@@ -65,7 +65,8 @@ def get_task(
     actor: Actor, uuid: str, *, for_update: bool = False, using: str = "default"
 ) -> JobTask:
     """The task ``uuid`` if ``actor`` may see it; otherwise ``NotFound`` (never a 403)."""
-    whose = "everyone" if actor.sees_everything else (actor.user.pk, actor.uuid)
+    # A caller's plan holds their uuids: a new group membership makes a new plan.
+    whose = "everyone" if actor.sees_everything else (actor.uuid, *sorted(actor.group_uuids))
     task = _VISIBLE_TASK.first(
         uuid, key=(whose, for_update), using=using, actor=actor, for_update=for_update
     )

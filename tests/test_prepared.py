@@ -63,7 +63,9 @@ def test_a_query_whose_value_cannot_be_placed_runs_through_the_orm(alice):
 def test_postgresql_prepares_the_lookup_once_per_session_and_again_after_a_reconnect(alice):
     def statements() -> list[str]:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'job_tasks_%%'")
+            cursor.execute(
+                "SELECT name FROM pg_prepared_statements WHERE name LIKE 'job_tasks_token_%%'"
+            )
             return [row[0] for row in cursor.fetchall()]
 
     for _ in range(2):
@@ -82,3 +84,24 @@ def test_prepared_statements_can_be_turned_off(settings, alice):
     with CaptureQueriesContext(connection) as queries:
         assert alice.client.get(URL).status_code == 200
     assert queries.captured_queries[0]["sql"].startswith("SELECT")
+
+
+def test_group_uuids_come_with_the_token_and_follow_membership_changes(alice, make_task):
+    from django.contrib.auth.models import Group
+
+    from job_tasks.identities import group_uuid
+
+    team = Group.objects.create(name="team")
+    task = make_task(alice)
+    task.owner_uuid = group_uuid(team)
+    task.save()
+    token = find_token(alice.token)
+    assert token._user_group_uuids in (None, "")
+    assert alice.client.get(f"{URL}/{task.uuid}").status_code == 404
+    alice.user.groups.add(team)
+    assert find_token(alice.token)._user_group_uuids == group_uuid(team)
+    assert alice.client.get(f"{URL}/{task.uuid}").status_code == 200  # a new plan
+    assert [item["uuid"] for item in alice.client.get(URL).json()["items"]] == [task.uuid]
+    alice.user.groups.remove(team)
+    assert alice.client.get(f"{URL}/{task.uuid}").status_code == 404
+    assert alice.client.get(URL).json()["items"] == []

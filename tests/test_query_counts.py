@@ -17,17 +17,17 @@ from job_tasks.models import JobTask
 
 URL = "/arvados/v1/job_tasks"
 
-#: The token, with its user, the user's uuid and whether they are a job manager: one
-#: query. Everything else an API request needs is in its own queries below.
+#: The token, with its user, the user's uuid, their groups' uuids and whether they are
+#: a job manager: one query. Everything else an API request needs is in its own queries below.
 AUTH = 1
 #: Inside a test's transaction every ``atomic`` block is a SAVEPOINT and its RELEASE
 #: (two queries each); in production the outermost one is BEGIN/COMMIT instead.
 #: create: qsequence, the insert, the audit row, and the view's atomic block (the
 #: domain's joins it without a savepoint).
 CREATE = 3 + 2 * 1
-#: update: the locked read, the caller's group uuids (the task is their group's: may
-#: they write it?), the update, the audit row, and the view's atomic block.
-UPDATE = 4 + 2 * 1
+#: update: the locked read, the update, the audit row, and the view's atomic block (the
+#: caller's groups came with the token: writing a group's task asks nothing more).
+UPDATE = 3 + 2 * 1
 
 
 def on_sqlite() -> bool:

@@ -578,8 +578,9 @@ def test_summary_counts_a_job_in_one_query(alice, bob, make_task, django_assert_
     make_task(alice, job_uuid=OTHER_JOB, sequence=0)
     make_task(bob, job_uuid=JOB, sequence=0)  # invisible to alice
     who = actor(alice)
-    assert who.uuid  # looked up once per request, before counting
+    assert who.uuid  # looked up once per request (with the token), before counting
     assert not who.is_manager
+    assert who.group_uuids == frozenset()
 
     with django_assert_num_queries(1):
         result = scheduling.summary(who, job_uuid=JOB)
