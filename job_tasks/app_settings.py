@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     # PostgreSQL: run the per-request lookups (token, task by uuid) as statements
     # prepared once per database session. Turn off behind a pooler in transaction mode (PgBouncer).
     "PREPARED_STATEMENTS": True,
+    # PostgreSQL: write the common creates, updates and claims, with their audit rows,
+    # in one statement each (``job_tasks/pgwrites.py``) instead of a transaction of several.
+    "SINGLE_STATEMENT_WRITES": True,
 }
 
 

@@ -82,14 +82,15 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
                 id="job_tasks.E007",
             )
         )
-    if not isinstance(merged["PREPARED_STATEMENTS"], bool):
-        errors.append(
-            Error(
-                "JOB_TASKS['PREPARED_STATEMENTS'] must be True or False.",
-                hint="The default is True.",
-                id="job_tasks.E010",
+    for name, check_id in (("PREPARED_STATEMENTS", "E010"), ("SINGLE_STATEMENT_WRITES", "E011")):
+        if not isinstance(merged[name], bool):
+            errors.append(
+                Error(
+                    f"JOB_TASKS[{name!r}] must be True or False.",
+                    hint="The default is True.",
+                    id=f"job_tasks.{check_id}",
+                )
             )
-        )
     errors.extend(_check_scheduling(merged))
     if not getattr(settings, "USE_TZ", True):
         errors.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -106,6 +107,17 @@ class Actor:
     @property
     def sees_everything(self) -> bool:
         return self.is_admin or self.is_manager
+
+    @property
+    def visibility_key(self) -> Hashable:
+        """What gives ``visible_to(self)`` its SQL: everyone, or the caller's uuids.
+
+        Keys the compiled queries of ``prepared.PreparedQuery`` (a new group
+        membership makes a new query).
+        """
+        if self.sees_everything:
+            return "everyone"
+        return (self.uuid, *sorted(self.group_uuids))
 
     def group_ids_query(self) -> QuerySet[Any]:
         """The ids of the caller's groups, as a subquery (no round trip of its own).

@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import rules, uuids
-from .audit import record, snapshot
+from . import pgwrites, rules, uuids
+from .audit import build_event, record, snapshot
 from .errors import InvalidRequest, NotFound, PermissionRefused
 from .identities import Actor
 from .models import (
@@ -49,10 +50,14 @@ class Write:
     parent: JobTask | None = None
 
 
-def _visible_task(uuid: str, *, actor: Actor, for_update: bool) -> Any:
+def _visible_task(uuid: str, *, actor: Actor, for_update: bool, using_: str) -> Any:
     queryset = JobTask.objects.visible_to(actor)
     if for_update:
         queryset = queryset.select_for_update()
+    elif connections[using_].vendor == "postgresql":
+        # The row's version, for an update written only if the row is unchanged since.
+        table = connections[using_].ops.quote_name(JobTask._meta.db_table)
+        queryset = queryset.annotate(_row_version=RawSQL(pgwrites.row_version_sql(table), ()))
     return queryset.filter(uuid=uuid)
 
 
@@ -64,11 +69,18 @@ _VISIBLE_TASK = PreparedQuery("task", _visible_task, arity=1)
 def get_task(
     actor: Actor, uuid: str, *, for_update: bool = False, using: str = "default"
 ) -> JobTask:
-    """The task ``uuid`` if ``actor`` may see it; otherwise ``NotFound`` (never a 403)."""
-    # A caller's plan holds their uuids: a new group membership makes a new plan.
-    whose = "everyone" if actor.sees_everything else (actor.uuid, *sorted(actor.group_uuids))
+    """The task ``uuid`` if ``actor`` may see it; otherwise ``NotFound`` (never a 403).
+
+    ``for_update``: locked until the end of the transaction. Otherwise, on PostgreSQL,
+    the task carries its row version, for ``save_update_unlocked``.
+    """
     task = _VISIBLE_TASK.first(
-        uuid, key=(whose, for_update), using=using, actor=actor, for_update=for_update
+        uuid,
+        key=(actor.visibility_key, for_update),
+        using=using,
+        actor=actor,
+        for_update=for_update,
+        using_=using,
     )
     if task is None:
         raise NotFound("Path not found")
@@ -211,6 +223,11 @@ def save_create(actor: Actor, write: Write, *, using: str = "default") -> JobTas
         modified_by_user_uuid=actor.uuid,
         **changes,
     )
+    if not write.changes.get("uuid") and pgwrites.enabled(using):
+        # One statement: the task, its qsequence and its audit row.
+        event = build_event("create", task.uuid, actor, old=None, new=snapshot(task))
+        pgwrites.insert(task, event, using=using)
+        return task
     # One transaction, or a part of the caller's without a savepoint of its own: every
     # error in it ends the request anyway (and a savepoint is two more round trips).
     with transaction.atomic(using=using, savepoint=False):
@@ -238,18 +255,61 @@ def save_update(actor: Actor, write: Write, *, using: str = "default") -> JobTas
     if not write.changes:
         return task
     failed_now = write.changes.get("success") is False
-    old_uuid, old = task.uuid, snapshot(task)
     with transaction.atomic(using=using, savepoint=False):  # (as in save_create)
-        for name, value in write.changes.items():
-            setattr(task, name, value)
-        task.modified_at = timezone.now()
-        task.modified_by_user_uuid = actor.uuid
-        _end_lease(task, write.changes)
+        old_uuid, old = _apply(actor, task, write.changes)
         task.save(using=using)
         record("update", old_uuid, actor, old=old, new=snapshot(task), using=using)
         if failed_now:
             delete_children(actor, task, using=using)
     return task
+
+
+def updates_unlocked(write: Write, *, using: str = "default") -> bool:
+    """Whether ``save_update_unlocked`` can store this update.
+
+    On PostgreSQL, for a task read without a lock (it carries its row version), and a
+    change without side effects: a failure deletes the task's children, and a new uuid
+    may be taken meanwhile; those take the locked path.
+    """
+    task = write.task
+    return bool(
+        pgwrites.enabled(using)
+        and getattr(task, "_row_version", None) is not None
+        and write.changes.get("success") is not False
+        and "uuid" not in write.changes
+    )
+
+
+def save_update_unlocked(actor: Actor, write: Write, *, using: str = "default") -> JobTask | None:
+    """``save_update`` without a lock: one statement, written only if the task's row is
+    still the version that was read (an optimistic lock).
+
+    For writes that ``updates_unlocked`` accepts. None when the row changed (or went)
+    since it was read: nothing was written; read the task again.
+    """
+    _refuse(actor, write)
+    task = write.task
+    if task is None or not updates_unlocked(write, using=using):
+        raise ValueError("save_update_unlocked needs a Write that updates_unlocked accepts")
+    if not write.changes:
+        return task
+    old_uuid, old = _apply(actor, task, write.changes)
+    event = build_event("update", old_uuid, actor, old=old, new=snapshot(task))
+    names = [field.attname for field in JobTask._meta.concrete_fields if not field.primary_key]
+    if not pgwrites.update_if_unchanged(task, names, task._row_version, event, using=using):
+        return None
+    return task
+
+
+def _apply(actor: Actor, task: JobTask, changes: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Make the planned ``changes`` on ``task`` (not saved); its uuid and snapshot before."""
+    old_uuid, old = task.uuid, snapshot(task)
+    for name, value in changes.items():
+        setattr(task, name, value)
+    task.modified_at = timezone.now()
+    task.modified_by_user_uuid = actor.uuid
+    _end_lease(task, changes)
+    return old_uuid, old
 
 
 def _end_lease(task: JobTask, changes: dict[str, Any]) -> None:

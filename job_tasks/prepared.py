@@ -87,10 +87,15 @@ class _Plan:
             else None,
         )
 
-    def first(self, values: tuple[Any, ...], using: str) -> Any:
+    def bind(self, values: tuple[Any, ...]) -> list[Any]:
+        """The compiled parameters with ``values`` in the placeholders' places."""
         params = list(self.params)
         for position, value in zip(self.positions, values, strict=True):
             params[position] = value
+        return params
+
+    def first(self, values: tuple[Any, ...], using: str) -> Any:
+        params = self.bind(values)
         connection = connections[using]
         sql = self.sql
         if self.statement is not None and app_settings.PREPARED_STATEMENTS:
@@ -133,18 +138,38 @@ class PreparedQuery:
         every context (and setting) that gives the query another shape or other
         constant parameters.
         """
-        connection = connections[using]
-        plans = connection.__dict__.setdefault(_CACHE_ATTRIBUTE, {})
-        cache_key = (self.name, key)
-        if cache_key not in plans:
-            if len(plans) >= MAX_PLANS:  # plans per user, say: bounded
-                plans.clear()
-            queryset = self.build(*self.placeholders, **context).using(using)[:1]
-            plans[cache_key] = _Plan.make(queryset, self.placeholders, self.name)
-        plan = plans[cache_key]
+        plan = self._plan(key, using, context, first=True)
         if plan is None:  # could not be prepared: the ORM, every time
             return self.build(*values, **context).using(using).first()
         return plan.first(values, using)
+
+    def sql(
+        self, *values: Any, key: Hashable = None, using: str = "default", **context: Any
+    ) -> tuple[str, list[Any]]:
+        """The query's SQL and parameters, to run as part of a larger statement.
+
+        The query as ``build`` makes it (not cut to one row); compiled once per
+        connection and ``key``, like ``first``.
+        """
+        plan = self._plan(key, using, context, first=False)
+        if plan is None:
+            queryset = self.build(*values, **context).using(using)
+            sql, params = queryset.query.get_compiler(using=using).as_sql()
+            return sql, list(params)
+        return plan.sql, plan.bind(values)
+
+    def _plan(self, key: Hashable, using: str, context: dict[str, Any], first: bool) -> Any:
+        connection = connections[using]
+        plans = connection.__dict__.setdefault(_CACHE_ATTRIBUTE, {})
+        cache_key = (self.name, key, first)
+        if cache_key not in plans:
+            if len(plans) >= MAX_PLANS:  # plans per user, say: bounded
+                plans.clear()
+            queryset = self.build(*self.placeholders, **context).using(using)
+            if first:
+                queryset = queryset[:1]
+            plans[cache_key] = _Plan.make(queryset, self.placeholders, self.name)
+        return plans[cache_key]
 
 
 #: Django 6.1 gave querysets a fetch mode, which the row-to-object steps take along.

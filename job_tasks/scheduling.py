@@ -32,7 +32,7 @@ from django.db.models import Avg, Case, Count, Exists, F, FloatField, Min, Outer
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import operations, rules
+from . import operations, pgwrites, rules
 from .app_settings import app_settings
 from .audit import build_event, record_many, snapshot
 from .errors import InvalidRequest, NotFound, PermissionRefused
@@ -133,6 +133,20 @@ def claim(
     """
     _refuse_inactive(actor)
     seconds, count = lease_seconds(lease), claim_limit(limit)
+    if pgwrites.enabled(using):  # one statement, when no lease has run out
+        now = timezone.now()
+        tasks = pgwrites.claim(
+            actor,
+            job_uuid=job_uuid,
+            count=count,
+            values=_claim_values(actor, now, seconds),
+            summary_suffix=_claim_summary(seconds),
+            now=now,
+            event_time=timezone.now(),
+            using=using,
+        )
+        if tasks:
+            return tasks
     with transaction.atomic(using=using):
         _lock_database(using)
         expire_leases(using=using)
@@ -144,15 +158,7 @@ def claim(
             return []
         now = timezone.now()
         olds = [snapshot(task) for task in tasks]
-        values = {
-            "started_at": now,
-            "modified_at": now,
-            "updated_at": now,
-            "modified_by_user_uuid": actor.uuid,
-            "claimed_by_user_uuid": actor.uuid,
-            "claimed_by_token_uuid": actor.token_uuid,
-            "lease_expires_at": now + timedelta(seconds=seconds),
-        }
+        values = _claim_values(actor, now, seconds)
         _update_rows(using, tasks, attempts=F("attempts") + 1, **values)
         events = []
         for task, old in zip(tasks, olds, strict=True):
@@ -165,11 +171,29 @@ def claim(
                     actor,
                     old=old,
                     new=snapshot(task),
-                    summary=f"attempt {task.attempts}, leased for {seconds} s",
+                    summary=f"attempt {task.attempts}{_claim_summary(seconds)}",
                 )
             )
         record_many(events, using=using)
     return tasks
+
+
+def _claim_values(actor: Actor, now: datetime, seconds: int) -> dict[str, Any]:
+    """What a claim sets on each task it takes (and ``attempts`` is counted)."""
+    return {
+        "started_at": now,
+        "modified_at": now,
+        "updated_at": now,
+        "modified_by_user_uuid": actor.uuid,
+        "claimed_by_user_uuid": actor.uuid,
+        "claimed_by_token_uuid": actor.token_uuid,
+        "lease_expires_at": now + timedelta(seconds=seconds),
+    }
+
+
+def _claim_summary(seconds: int) -> str:
+    """The end of a claim event's summary, after ``attempt N``."""
+    return f", leased for {seconds} s"
 
 
 def _check_claimant(actor: Actor, task: JobTask, attempt: int | None, now: datetime) -> None:

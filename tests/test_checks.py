@@ -39,6 +39,7 @@ def test_defaults_are_fine(settings):
         ({"DEFAULT_LIMIT": 50, "MAX_LIMIT": 10}, "job_tasks.E005"),
         ({"TOKEN_LIFETIME_SECONDS": 0}, "job_tasks.E006"),
         ({"PREPARED_STATEMENTS": "yes"}, "job_tasks.E010"),
+        ({"SINGLE_STATEMENT_WRITES": 1}, "job_tasks.E011"),
         ({"MANAGER_GROUP_NAME": ""}, "job_tasks.E007"),
     ],
 )

@@ -55,7 +55,7 @@ def test_a_query_whose_value_cannot_be_placed_runs_through_the_orm(alice):
     assert twice.first(token.uuid).pk == token.pk
     assert twice.first("zzzzz-gj3su-nosuchtoken0000") is None
     plans = connections["default"].__dict__["_job_tasks_prepared_plans"]
-    assert plans[("twice", None)] is None
+    assert plans[("twice", None, True)] is None
 
 
 @pytest.mark.requires_postgres

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -251,7 +252,10 @@ def test_claim_costs_the_same_queries_whatever_the_limit(
         assert len(claimed(claim(alice, limit=10))) == 10
 
 
-def test_a_claim_is_serialised_on_sqlite_and_skips_locked_rows_on_postgresql(alice, make_task):
+def test_a_claim_is_serialised_on_sqlite_and_skips_locked_rows_on_postgresql(
+    alice, make_task, settings
+):
+    settings.JOB_TASKS = {"SINGLE_STATEMENT_WRITES": True}
     make_task(alice)
     claim(alice)  # identities made on first use
     make_task(alice)
@@ -261,10 +265,26 @@ def test_a_claim_is_serialised_on_sqlite_and_skips_locked_rows_on_postgresql(ali
     task_queries = [sql for sql in statements if "job_tasks_" in sql and "apitoken" not in sql]
     if connection.vendor == "sqlite":  # the write lock first, then read and write
         assert task_queries[0].startswith('UPDATE "job_tasks_counter" SET value = value')
-    else:
-        claim_select = [sql for sql in task_queries if "NOT EXISTS" in sql]
-        assert len(claim_select) == 1
-        assert claim_select[0].endswith("FOR UPDATE SKIP LOCKED")
+    else:  # in one statement: the runnable tasks, locked, skipping the locked ones
+        (claim_statement,) = [sql for sql in task_queries if "NOT EXISTS" in sql]
+        assert re.search(r" c AS \(SELECT .* LIMIT 1 FOR UPDATE SKIP LOCKED\)", claim_statement)
+
+
+@pytest.mark.parametrize("one_statement", [True, False])
+def test_a_claim_on_postgresql_locks_with_skip_locked_in_either_write_path(
+    alice, make_task, settings, one_statement
+):
+    settings.JOB_TASKS = {"SINGLE_STATEMENT_WRITES": one_statement}
+    make_task(alice)
+    claim(alice)  # identities made on first use
+    make_task(alice)
+    with CaptureQueriesContext(connection) as queries:
+        assert len(claimed(claim(alice))) == 1
+    locking = [q["sql"] for q in queries.captured_queries if "FOR UPDATE SKIP LOCKED" in q["sql"]]
+    if connection.vendor == "sqlite":  # (SQLite has no row locks: its write lock serialises)
+        assert locking == []
+    else:  # the expiry and the claim (general path), or the claim alone (one statement)
+        assert len(locking) == (1 if one_statement else 2)
 
 
 # -- lease: renew, release, expiry -----------------------------------------------------

@@ -1,0 +1,260 @@
+"""Writes in one SQL statement on PostgreSQL: creates, updates and claims without a transaction.
+
+The general path (``operations.save_*``, ``scheduling.claim``) makes a change as several
+statements in a transaction: ``BEGIN``, the locked read, the write, the audit row,
+``COMMIT``. Each is a round trip to the database, and on the hot path round trips are
+most of the time (docs/performance.md). On PostgreSQL the common cases are written here
+as one statement each, with data-modifying ``WITH`` queries, in autocommit: PostgreSQL
+runs a statement atomically, so the task and its audit row are written together or not
+at all, as in the general path.
+
+- ``insert``: a new task, its ``qsequence`` (``nextval`` inside the ``INSERT``) and its
+  audit row;
+- ``update_if_unchanged``: an update and its audit row, applied only if the row is still
+  the version that was read (``row_version_sql``): an optimistic lock in place of ``SELECT ...
+  FOR UPDATE``; ``False`` tells the caller to read the task again;
+- ``claim``: the next runnable tasks (``JobTaskQuerySet.runnable``, compiled by the ORM
+  once per connection), locked with ``SKIP LOCKED``, marked claimed, and their audit
+  rows, with the old and new states written by ``snapshot_sql``, the SQL twin of
+  ``audit.snapshot``.
+
+The values are the general path's: the same Python computes times, uuids and audit
+snapshots, and the general path's functions decide when this path is taken. The suite
+runs both paths on PostgreSQL (``JOB_TASKS["SINGLE_STATEMENT_WRITES"]``), and a test
+holds ``snapshot_sql`` to ``audit.snapshot``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import connections
+from django.db.models import BooleanField, FloatField, Model
+from django.db.models.expressions import RawSQL
+
+from .app_settings import app_settings
+from .identities import Actor
+from .models import CLAIM_ORDER, QSEQUENCE_SEQUENCE, AuditEvent, JobTask
+from .prepared import PreparedQuery
+from .representation import STORED_ATTRIBUTES, TIMESTAMP_ATTRIBUTES
+
+#: ``to_char`` pattern of ``representation.format_timestamp``: nine fractional digits, UTC.
+_TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"'
+#: The claim's guard: the general path (``expire_leases`` first) runs when a lease ran out.
+_NO_EXPIRED_LEASE = RawSQL("NOT EXISTS (SELECT 1 FROM expired)", (), output_field=BooleanField())
+
+
+def enabled(using: str) -> bool:
+    """Whether writes on ``using`` take this path (PostgreSQL, and the setting on)."""
+    return bool(connections[using].vendor == "postgresql" and app_settings.SINGLE_STATEMENT_WRITES)
+
+
+def snapshot_sql(alias: str, connection: Any) -> str:
+    """SQL for ``audit.snapshot`` of the row ``alias``: the same JSON, built by PostgreSQL.
+
+    Timestamps as the API writes them; a float with an integral value keeps its
+    ``.0`` (``progress`` 1.0 is ``1.0``, as Python's ``json`` writes it).
+    """
+    parts = []
+    for name in STORED_ATTRIBUTES:
+        field = JobTask._meta.get_field(name)
+        column = f"{alias}.{connection.ops.quote_name(field.column)}"
+        if name in TIMESTAMP_ATTRIBUTES:
+            value = f"to_char({column} AT TIME ZONE 'UTC', '{_TIMESTAMP_FORMAT}')"
+        elif isinstance(field, FloatField):
+            value = (
+                f"CASE WHEN {column} = trunc({column}) "
+                f"THEN (trunc({column})::bigint::text || '.0')::jsonb "
+                f"ELSE to_jsonb({column}) END"
+            )
+        else:
+            value = column
+        parts.append(f"'{name}', {value}")
+    return f"jsonb_build_object({', '.join(parts)})"
+
+
+def _values(
+    instance: Model, names: Iterable[str], connection: Any, *, add: bool
+) -> tuple[list[str], list[Any]]:
+    """Quoted columns and database values of ``names``, as ``Model.save`` would write them."""
+    columns, params = [], []
+    for name in names:
+        field = instance._meta.get_field(name)
+        columns.append(connection.ops.quote_name(field.column))
+        params.append(field.get_db_prep_save(field.pre_save(instance, add), connection))
+    return columns, params
+
+
+#: The columns of an audit row (all but its id), in model order.
+_AUDIT_NAMES = tuple(
+    field.attname for field in AuditEvent._meta.concrete_fields if not field.primary_key
+)
+
+
+def _audit_columns(event: AuditEvent, connection: Any) -> tuple[list[str], list[Any]]:
+    return _values(event, _AUDIT_NAMES, connection, add=True)
+
+
+def insert(task: JobTask, event: AuditEvent, *, using: str) -> None:
+    """Insert ``task`` and its ``create`` event; draw its ``qsequence`` when it has none.
+
+    The event's ``new_attributes`` get the drawn ``qsequence``.
+    """
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    names = [field.attname for field in JobTask._meta.concrete_fields if not field.primary_key]
+    draw = task.qsequence is None
+    if draw:
+        names.remove("qsequence")
+    columns, params = _values(task, names, connection, add=True)
+    placeholders = ["%s"] * len(columns)
+    if draw:
+        columns.append(quote("qsequence"))
+        placeholders.append("nextval(%s)")
+        params.append(QSEQUENCE_SEQUENCE)
+    audit_columns, audit_params = _audit_columns(event, connection)
+    audit_values = ["%s"] * len(audit_columns)
+    new = audit_columns.index(quote("new_attributes"))
+    audit_values[new] = "jsonb_set(%s::jsonb, '{qsequence}', to_jsonb(t.qsequence))"
+    pk = quote(JobTask._meta.pk.column)
+    sql = (
+        f"WITH t AS (INSERT INTO {quote(JobTask._meta.db_table)} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(placeholders)}) RETURNING {pk}, {quote('qsequence')}), "
+        f"a AS (INSERT INTO {quote(AuditEvent._meta.db_table)} ({', '.join(audit_columns)}) "
+        f"SELECT {', '.join(audit_values)} FROM t) "
+        f"SELECT {pk}, {quote('qsequence')} FROM t"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *audit_params])
+        task.pk, task.qsequence = cursor.fetchone()
+    task._state.adding = False
+    task._state.db = using
+
+
+def row_version_sql(table: str) -> str:
+    """SQL for the version of a row of ``table``: it changes whenever the row does.
+
+    ``xmin`` (the transaction that wrote this version) tells apart versions written by
+    different transactions; ``ctid`` (where the version lies) those written within one
+    transaction, whose replaced versions keep their place until it ends. An update
+    always writes a new version, so the pair changes with every update.
+    """
+    return f"{table}.xmin::text || ' ' || {table}.ctid::text"
+
+
+def update_if_unchanged(
+    task: JobTask, names: Iterable[str], version: str, event: AuditEvent, *, using: str
+) -> bool:
+    """Write ``names`` of ``task`` and its event if the row is still at ``version``.
+
+    ``version`` is ``row_version_sql`` of the row when it was read
+    (``operations.get_task``); any change since gives it another. ``False`` when the
+    row changed (or is gone): nothing was written, and the caller reads the task again.
+    """
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    columns, params = _values(task, names, connection, add=False)
+    audit_columns, audit_params = _audit_columns(event, connection)
+    pk = quote(JobTask._meta.pk.column)
+    table = quote(JobTask._meta.db_table)
+    sql = (
+        f"WITH t AS (UPDATE {table} "
+        f"SET {', '.join(f'{column} = %s' for column in columns)} "
+        f"WHERE {pk} = %s AND {row_version_sql(table)} = %s RETURNING {pk}), "
+        f"a AS (INSERT INTO {quote(AuditEvent._meta.db_table)} ({', '.join(audit_columns)}) "
+        f"SELECT {', '.join(['%s'] * len(audit_columns))} FROM t) "
+        "SELECT count(*) FROM t"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, task.pk, version, *audit_params])
+        (written,) = cursor.fetchone()
+    return bool(written)
+
+
+def _claimable(*job_uuid: str, actor: Actor, count: int) -> Any:
+    queryset = JobTask.objects.visible_to(actor).runnable().filter(_NO_EXPIRED_LEASE)
+    if job_uuid:
+        queryset = queryset.filter(job_uuid=job_uuid[0])
+    return queryset.order_by(*CLAIM_ORDER)[:count]
+
+
+#: What a claim may take, as the ORM writes it (``runnable`` holds the sequence barrier):
+#: compiled once per connection, caller and count; with or without a job.
+_CLAIMABLE = PreparedQuery("claimable", _claimable, arity=0)
+_CLAIMABLE_IN_JOB = PreparedQuery("claimable_in_job", _claimable, arity=1)
+
+
+def claim(
+    actor: Actor,
+    *,
+    job_uuid: str | None,
+    count: int,
+    values: dict[str, Any],
+    summary_suffix: str,
+    now: datetime,
+    event_time: datetime,
+    using: str,
+) -> list[JobTask]:
+    """Claim up to ``count`` runnable tasks in claim order, setting ``values`` and
+    counting ``attempts``, with a ``claim`` event each (summary ``attempt N`` +
+    ``summary_suffix``).
+
+    Nothing is claimed when a lease has run out by ``now``: the caller's general path
+    applies expired leases first, as the claim order requires. An empty list therefore
+    means "nothing here": nothing runnable, or leases to expire.
+    """
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    key = (actor.visibility_key, count)
+    if job_uuid is None:
+        select, select_params = _CLAIMABLE.sql(key=key, using=using, actor=actor, count=count)
+    else:
+        select, select_params = _CLAIMABLE_IN_JOB.sql(
+            job_uuid, key=key, using=using, actor=actor, count=count
+        )
+    table = quote(JobTask._meta.db_table)
+    model_columns = [field.column for field in JobTask._meta.concrete_fields]
+    sets, set_params = [], []
+    for name, value in values.items():
+        field = JobTask._meta.get_field(name)
+        sets.append(f"{quote(field.column)} = %s")
+        set_params.append(field.get_db_prep_save(value, connection))
+    attempts = quote("attempts")
+    sets.append(f"{attempts} = t.{attempts} + 1")
+    pk = quote(JobTask._meta.pk.column)
+    order = f"COALESCE(u.{quote('sequence')}, 0), u.{quote('qsequence')} NULLS LAST, u.{pk}"
+    event = AuditEvent(
+        event_type=AuditEvent.Event.CLAIM,
+        user_uuid=actor.uuid,
+        token_uuid=actor.token_uuid,
+        created_at=event_time,
+    )
+    # The event's constant values from Python; the rest from the rows, before (c) and after (u).
+    from_rows = {
+        "object_uuid": (f"u.{quote('uuid')}", []),
+        "summary": (f"'attempt ' || u.{attempts} || %s", [summary_suffix]),
+        "old_attributes": (snapshot_sql("c", connection), []),
+        "new_attributes": (snapshot_sql("u", connection), []),
+    }
+    audit_columns, audit_select, audit_params = [], [], []
+    for name in _AUDIT_NAMES:
+        (column,), (value,) = _values(event, [name], connection, add=True)
+        audit_columns.append(column)
+        expression, params = from_rows.get(name, ("%s", [value]))
+        audit_select.append(expression)
+        audit_params.extend(params)
+    sql = (
+        f"WITH expired AS (SELECT 1 FROM {table} "
+        f"WHERE {quote('lease_expires_at')} <= %s AND {quote('success')} IS NULL LIMIT 1), "
+        f"c AS ({select} FOR UPDATE SKIP LOCKED), "
+        f"u AS (UPDATE {table} AS t SET {', '.join(sets)} FROM c "
+        f"WHERE t.{pk} = c.{pk} RETURNING t.*), "
+        f"a AS (INSERT INTO {quote(AuditEvent._meta.db_table)} ({', '.join(audit_columns)}) "
+        f"SELECT {', '.join(audit_select)} FROM u JOIN c ON c.{pk} = u.{pk} ORDER BY {order}) "
+        f"SELECT {', '.join(f'u.{quote(column)}' for column in model_columns)} "
+        f"FROM u ORDER BY {order}"
+    )
+    params = [now, *select_params, *set_params, *audit_params]
+    return list(JobTask.objects.using(using).raw(sql, params))
