@@ -18,6 +18,10 @@ at all, as in the general path.
   rows, with the old and new states written by ``snapshot_sql``, the SQL twin of
   ``audit.snapshot``.
 
+Like the per-request lookups (``prepared.py``), each statement is prepared once per
+database session when ``JOB_TASKS["PREPARED_STATEMENTS"]`` is on: planning them costs
+PostgreSQL more than running them.
+
 The values are the general path's: the same Python computes times, uuids and audit
 snapshots, and the general path's functions decide when this path is taken. The suite
 runs both paths on PostgreSQL (``JOB_TASKS["SINGLE_STATEMENT_WRITES"]``), and a test
@@ -37,7 +41,7 @@ from django.db.models.expressions import RawSQL
 from .app_settings import app_settings
 from .identities import Actor
 from .models import CLAIM_ORDER, QSEQUENCE_SEQUENCE, AuditEvent, JobTask
-from .prepared import PreparedQuery
+from .prepared import PreparedQuery, prepared_sql
 from .representation import STORED_ATTRIBUTES, TIMESTAMP_ATTRIBUTES
 
 #: ``to_char`` pattern of ``representation.format_timestamp``: nine fractional digits, UTC.
@@ -126,8 +130,9 @@ def insert(task: JobTask, event: AuditEvent, *, using: str) -> None:
         f"SELECT {', '.join(audit_values)} FROM t) "
         f"SELECT {pk}, {quote('qsequence')} FROM t"
     )
+    params = [*params, *audit_params]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *audit_params])
+        cursor.execute(prepared_sql(connection, "insert", sql, len(params)), params)
         task.pk, task.qsequence = cursor.fetchone()
     task._state.adding = False
     task._state.db = using
@@ -167,8 +172,9 @@ def update_if_unchanged(
         f"SELECT {', '.join(['%s'] * len(audit_columns))} FROM t) "
         "SELECT count(*) FROM t"
     )
+    params = [*params, task.pk, version, *audit_params]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, task.pk, version, *audit_params])
+        cursor.execute(prepared_sql(connection, "update", sql, len(params)), params)
         (written,) = cursor.fetchone()
     return bool(written)
 
@@ -257,4 +263,5 @@ def claim(
         f"FROM u ORDER BY {order}"
     )
     params = [now, *select_params, *set_params, *audit_params]
+    sql = prepared_sql(connection, "claim", sql, len(params))
     return list(JobTask.objects.using(using).raw(sql, params))

@@ -180,6 +180,17 @@ def _fetch_mode_of(queryset: QuerySet[Any]) -> tuple[Any, ...]:
     return (queryset._fetch_mode,) if _TAKES_FETCH_MODE else ()
 
 
+def prepared_sql(connection: Any, name: str, sql: str, arity: int) -> str:
+    """``sql`` (with ``arity`` parameters) as it should run on ``connection``.
+
+    On PostgreSQL, with ``PREPARED_STATEMENTS`` on: an ``EXECUTE`` of the statement,
+    prepared once per database session (see ``_server_prepared``); else ``sql``.
+    """
+    if connection.vendor != "postgresql" or not app_settings.PREPARED_STATEMENTS:
+        return sql
+    return _server_prepared(connection, _statement_name(name, sql), sql, arity)
+
+
 def _statement_name(name: str, sql: str) -> str:
     """A name per distinct SQL text: settings may give one lookup several shapes."""
     return f"job_tasks_{name}_{hashlib.sha256(sql.encode()).hexdigest()[:16]}"

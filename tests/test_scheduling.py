@@ -255,7 +255,8 @@ def test_claim_costs_the_same_queries_whatever_the_limit(
 def test_a_claim_is_serialised_on_sqlite_and_skips_locked_rows_on_postgresql(
     alice, make_task, settings
 ):
-    settings.JOB_TASKS = {"SINGLE_STATEMENT_WRITES": True}
+    # (statements not prepared, so that their text is what is captured)
+    settings.JOB_TASKS = {"SINGLE_STATEMENT_WRITES": True, "PREPARED_STATEMENTS": False}
     make_task(alice)
     claim(alice)  # identities made on first use
     make_task(alice)
@@ -274,7 +275,7 @@ def test_a_claim_is_serialised_on_sqlite_and_skips_locked_rows_on_postgresql(
 def test_a_claim_on_postgresql_locks_with_skip_locked_in_either_write_path(
     alice, make_task, settings, one_statement
 ):
-    settings.JOB_TASKS = {"SINGLE_STATEMENT_WRITES": one_statement}
+    settings.JOB_TASKS = {"SINGLE_STATEMENT_WRITES": one_statement, "PREPARED_STATEMENTS": False}
     make_task(alice)
     claim(alice)  # identities made on first use
     make_task(alice)
