@@ -92,6 +92,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a health check that asks the server (SELECT 1) only when
+    # the socket says something happened: no round trip per request (docs/performance.md).
+    DATABASES["default"]["ENGINE"] = "job_tasks.backends.postgresql"
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Writers queue for the lock instead of failing at once; IMMEDIATE makes every
     # transaction take the write lock up front, so two never deadlock on upgrade.
