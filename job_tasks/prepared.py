@@ -220,4 +220,6 @@ def _server_prepared(connection: Any, statement: str, sql: str, arity: int) -> s
         with raw.cursor() as cursor:
             cursor.execute(f"PREPARE {statement} AS {body}")
         known[1].add(statement)
+    if not arity:
+        return f"EXECUTE {statement}"
     return f"EXECUTE {statement} ({', '.join(['%s'] * arity)})"

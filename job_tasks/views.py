@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import operations, pgwrites, rules, scheduling, uuids
+from . import listing, operations, pgwrites, rules, scheduling, uuids
 from .app_settings import app_settings
 from .authentication import ApiTokenAuthentication
 from .errors import InvalidRequest, NotFound, PreconditionFailed
@@ -37,12 +37,11 @@ from .filters import (
     parse_select,
 )
 from .identities import Actor, group_uuid
-from .models import AuditEvent, JobTask, count_of
+from .models import AuditEvent, JobTask
 from .params import job_task_attributes, request_params
 from .permissions import CanAssignOwner, CanSetManagerAttributes, CanWriteTask, IsActiveUser
 from .renderers import AlwaysJSON, ORJSONParser, ORJSONRenderer
 from .representation import (
-    columns_for,
     format_timestamp,
     render_event,
     render_group,
@@ -64,7 +63,7 @@ _BOOLEAN_SPELLINGS = frozenset({"true", "false", "1", "0"})
 #: How often an update reads the task without a lock before it locks it (views.update).
 _UNLOCKED_TRIES = 3
 #: The column that carries ``items_available`` on every row of a counted page.
-_TOTAL = "_job_tasks_items_available"
+_TOTAL = listing.TOTAL
 
 
 def request_id(request: HttpRequest) -> str:
@@ -204,16 +203,9 @@ class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
 
     def list(self, request: Request) -> Response:
         query = parse_list_params(self.get_params())
-        queryset = query.filter(self.get_queryset())
-        rows = queryset.order_by(*query.order_by)
-        columns = columns_for(query.select)
-        if query.count:  # the count rides with the page: one query, one round trip
-            rows = rows.annotate(**{_TOTAL: count_of(queryset)})
-            columns = (*columns, _TOTAL)
-        rows = rows.values(*columns)
-        if query.distinct:
-            rows = rows.distinct()
-        page = list(rows[query.offset : query.offset + query.limit])
+        # Compiled once per shape of request (listing.py); the count rides on the rows.
+        queryset = self.get_queryset()
+        page = listing.page_rows(queryset, query, key=self.actor.visibility_key)
         total = None
         if query.count:
             if page:
@@ -221,7 +213,7 @@ class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
                 for row in page:
                     del row[_TOTAL]
             elif query.offset or not query.limit:  # no row to carry it: a query of its own
-                total = queryset.count()
+                total = query.filter(queryset).count()
             else:  # a first page with room for rows, and none: nothing matches
                 total = 0
         return Response(
