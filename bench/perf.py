@@ -304,6 +304,10 @@ def start_servers(url: str, workers: int, names: Sequence[str] = TARGETS) -> dic
         chdir, app, settings = apps[name]
         env = dict(os.environ, DATABASE_URL=url, PYTHONPATH=str(ROOT))
         env["DJANGO_SETTINGS_MODULE"] = settings
+        # (the API serves no static files; an empty folder keeps WhiteNoise quiet)
+        static = Path(tempfile.gettempdir()) / "job-tasks-bench-static"
+        static.mkdir(exist_ok=True)
+        env.setdefault("STATIC_ROOT", str(static))
         port = free_port()
         process = subprocess.Popen(
             [

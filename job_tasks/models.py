@@ -27,9 +27,25 @@ MANAGER_PERMISSION = "job_tasks.manage_job_tasks"
 #: Name of the PostgreSQL sequence behind ``qsequence`` (SQLite uses a ``Counter`` row).
 QSEQUENCE_SEQUENCE = "job_tasks_qsequence_seq"
 
-#: A task's execution level: its ``sequence``, a null one counting as level 0 (as
-#: crunch-job's numeric sort of an undefined sequence did).
-LEVEL = Coalesce(F("sequence"), Value(0))
+
+class Level(Func):
+    """A task's execution level: its ``sequence``, a null one counting as level 0 (as
+    crunch-job's numeric sort of an undefined sequence did).
+
+    ``COALESCE(sequence, 0)`` with the 0 written into the SQL, as the indexes have it:
+    ``Coalesce(..., Value(0))`` would make the 0 a parameter, and the generic plan of a
+    prepared statement could then not use the indexes (nor their order).
+    """
+
+    function = "COALESCE"
+    template = "%(function)s(%(expressions)s, 0)"
+    output_field = models.IntegerField()
+
+
+#: The level of a task, in queries.
+LEVEL = Level(F("sequence"))
+#: The same, as the indexes' migrations spell it.
+INDEXED_LEVEL = Coalesce(F("sequence"), Value(0))
 
 #: Tasks that hold back the higher levels of their job: still to do, running, or
 #: failed (a failed task blocks its job until it is retried).
@@ -81,9 +97,7 @@ class JobTaskQuerySet(models.QuerySet["JobTask"]):
         (``operations._check_may_start``) and the summary's ``runnable`` count ask
         :meth:`blocking` directly, so the barrier is written once, in :meth:`blocking`.
         """
-        blockers = JobTask.objects.blocking(
-            OuterRef("job_uuid"), Coalesce(OuterRef("sequence"), Value(0))
-        )
+        blockers = JobTask.objects.blocking(OuterRef("job_uuid"), Level(OuterRef("sequence")))
         return self.todo().filter(~Exists(blockers))
 
     def leased(self) -> JobTaskQuerySet:
@@ -180,14 +194,17 @@ class JobTask(models.Model):
             # Scheduling: the queue in claim order (only tasks still to do), the
             # sequence barrier (only tasks that have not succeeded), expired leases.
             models.Index(
-                LEVEL,
+                INDEXED_LEVEL,
                 F("qsequence"),
                 F("id"),
                 name="job_tasks_todo_idx",
                 condition=Q(started_at__isnull=True, success__isnull=True),
             ),
             models.Index(
-                F("job_uuid"), LEVEL, name="job_tasks_unfinished_idx", condition=NOT_SUCCEEDED
+                F("job_uuid"),
+                INDEXED_LEVEL,
+                name="job_tasks_unfinished_idx",
+                condition=NOT_SUCCEEDED,
             ),
             models.Index(
                 fields=["lease_expires_at"],

@@ -230,6 +230,7 @@ def claim(
     attempts = quote("attempts")
     sets.append(f"{attempts} = t.{attempts} + 1")
     pk = quote(JobTask._meta.pk.column)
+    lease = quote("lease_expires_at")
     order = f"COALESCE(u.{quote('sequence')}, 0), u.{quote('qsequence')} NULLS LAST, u.{pk}"
     event = AuditEvent(
         event_type=AuditEvent.Event.CLAIM,
@@ -252,8 +253,10 @@ def claim(
         audit_select.append(expression)
         audit_params.extend(params)
     sql = (
-        f"WITH expired AS (SELECT 1 FROM {table} "
-        f"WHERE {quote('lease_expires_at')} <= %s AND {quote('success')} IS NULL LIMIT 1), "
+        # The lease that ends first, then whether it has ended: so that the plan does not
+        # depend on the time (a prepared statement's generic plan must stay an index scan).
+        f"WITH expired AS (SELECT 1 FROM (SELECT {lease} FROM {table} WHERE {lease} IS NOT NULL "
+        f"AND {quote('success')} IS NULL ORDER BY {lease} LIMIT 1) first WHERE {lease} <= %s), "
         f"c AS ({select} FOR UPDATE SKIP LOCKED), "
         f"u AS (UPDATE {table} AS t SET {', '.join(sets)} FROM c "
         f"WHERE t.{pk} = c.{pk} RETURNING t.*), "

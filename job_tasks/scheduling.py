@@ -37,7 +37,7 @@ from .app_settings import app_settings
 from .audit import build_event, record_many, snapshot
 from .errors import InvalidRequest, NotFound, PermissionRefused
 from .identities import Actor
-from .models import CLAIM_ORDER, LEVEL, NOT_SUCCEEDED, Counter, JobTask
+from .models import CLAIM_ORDER, LEVEL, NOT_SUCCEEDED, Counter, JobTask, Level
 from .representation import system_user_uuid
 
 #: Most expired leases handled by one call of ``expire_leases`` (claims stay quick).
@@ -392,9 +392,7 @@ def summary(
     queryset = JobTask.objects.using(using).visible_to(actor)
     if job_uuid is not None:
         queryset = queryset.filter(job_uuid=job_uuid)
-    blockers = JobTask.objects.blocking(
-        OuterRef("job_uuid"), Coalesce(OuterRef("sequence"), Value(0))
-    )
+    blockers = JobTask.objects.blocking(OuterRef("job_uuid"), Level(OuterRef("sequence")))
     todo = Q(started_at__isnull=True, success__isnull=True)
     row = queryset.aggregate(
         total=Count("pk"),
