@@ -50,7 +50,7 @@ from .representation import (
     render_user,
     task_etag,
 )
-from .serializers import JobTaskSerializer
+from .serializers import validated_attributes
 from .uuids import base36
 
 CORS_HEADERS = {
@@ -183,11 +183,7 @@ class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
         write = getattr(self, "_write", None)
         if write is None or write.task is not task:
             params = self.get_params()
-            serializer = JobTaskSerializer(
-                data=job_task_attributes(self.request, params), partial=True
-            )
-            serializer.is_valid(raise_exception=True)
-            attrs = dict(serializer.validated_data)
+            attrs = validated_attributes(job_task_attributes(self.request, params))
             if task is None:
                 write = operations.plan_create(self.actor, attrs)
             else:
