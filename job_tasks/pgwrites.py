@@ -30,7 +30,7 @@ holds ``snapshot_sql`` to ``audit.snapshot``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -41,11 +41,12 @@ from django.db.models.expressions import RawSQL
 from .app_settings import app_settings
 from .identities import Actor
 from .models import CLAIM_ORDER, QSEQUENCE_SEQUENCE, AuditEvent, JobTask
-from .prepared import PreparedQuery, prepared_sql
+from .prepared import MAX_PLANS, PreparedQuery, prepared_sql
 from .representation import STORED_ATTRIBUTES, TIMESTAMP_ATTRIBUTES
 
 #: ``to_char`` pattern of ``representation.format_timestamp``: nine fractional digits, UTC.
 _TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"'
+_SQL_CACHE_ATTRIBUTE = "_job_tasks_write_sql"
 #: The claim's guard: the general path (``expire_leases`` first) runs when a lease ran out.
 _NO_EXPIRED_LEASE = RawSQL("NOT EXISTS (SELECT 1 FROM expired)", (), output_field=BooleanField())
 
@@ -79,16 +80,13 @@ def snapshot_sql(alias: str, connection: Any) -> str:
     return f"jsonb_build_object({', '.join(parts)})"
 
 
-def _values(
-    instance: Model, names: Iterable[str], connection: Any, *, add: bool
-) -> tuple[list[str], list[Any]]:
-    """Quoted columns and database values of ``names``, as ``Model.save`` would write them."""
-    columns, params = [], []
-    for name in names:
-        field = instance._meta.get_field(name)
-        columns.append(connection.ops.quote_name(field.column))
-        params.append(field.get_db_prep_save(field.pre_save(instance, add), connection))
-    return columns, params
+def _values(instance: Model, names: Iterable[str], connection: Any, *, add: bool) -> list[Any]:
+    """The database values of ``names``, as ``Model.save`` would write them."""
+    meta = instance._meta
+    return [
+        field.get_db_prep_save(field.pre_save(instance, add), connection)
+        for field in map(meta.get_field, names)
+    ]
 
 
 #: The columns of an audit row (all but its id), in model order.
@@ -97,8 +95,10 @@ _AUDIT_NAMES = tuple(
 )
 
 
-def _audit_columns(event: AuditEvent, connection: Any) -> tuple[list[str], list[Any]]:
-    return _values(event, _AUDIT_NAMES, connection, add=True)
+#: The columns of a task row (all but its id), in model order.
+_TASK_NAMES = tuple(
+    field.attname for field in JobTask._meta.concrete_fields if not field.primary_key
+)
 
 
 def insert(task: JobTask, event: AuditEvent, *, using: str) -> None:
@@ -107,35 +107,40 @@ def insert(task: JobTask, event: AuditEvent, *, using: str) -> None:
     The event's ``new_attributes`` get the drawn ``qsequence``.
     """
     connection = connections[using]
-    quote = connection.ops.quote_name
-    names = [field.attname for field in JobTask._meta.concrete_fields if not field.primary_key]
     draw = task.qsequence is None
+    names = tuple(name for name in _TASK_NAMES if not (draw and name == "qsequence"))
+    sql = _cached(connection, ("insert", names), lambda: _insert_sql(connection, names, draw))
+    params = _values(task, names, connection, add=True)
     if draw:
-        names.remove("qsequence")
-    columns, params = _values(task, names, connection, add=True)
-    placeholders = ["%s"] * len(columns)
-    if draw:
-        columns.append(quote("qsequence"))
-        placeholders.append("nextval(%s)")
         params.append(QSEQUENCE_SEQUENCE)
-    audit_columns, audit_params = _audit_columns(event, connection)
-    audit_values = ["%s"] * len(audit_columns)
-    new = audit_columns.index(quote("new_attributes"))
-    audit_values[new] = "jsonb_set(%s::jsonb, '{qsequence}', to_jsonb(t.qsequence))"
-    pk = quote(JobTask._meta.pk.column)
-    sql = (
-        f"WITH t AS (INSERT INTO {quote(JobTask._meta.db_table)} ({', '.join(columns)}) "
-        f"VALUES ({', '.join(placeholders)}) RETURNING {pk}, {quote('qsequence')}), "
-        f"a AS (INSERT INTO {quote(AuditEvent._meta.db_table)} ({', '.join(audit_columns)}) "
-        f"SELECT {', '.join(audit_values)} FROM t) "
-        f"SELECT {pk}, {quote('qsequence')} FROM t"
-    )
+    audit_params = _values(event, _AUDIT_NAMES, connection, add=True)
     params = [*params, *audit_params]
     with connection.cursor() as cursor:
         cursor.execute(prepared_sql(connection, "insert", sql, len(params)), params)
         task.pk, task.qsequence = cursor.fetchone()
     task._state.adding = False
     task._state.db = using
+
+
+def _insert_sql(connection: Any, names: tuple[str, ...], draw: bool) -> str:
+    quote = connection.ops.quote_name
+    columns = [quote(JobTask._meta.get_field(name).column) for name in names]
+    placeholders = ["%s"] * len(columns)
+    if draw:
+        columns.append(quote("qsequence"))
+        placeholders.append("nextval(%s)")
+    audit_columns = [quote(AuditEvent._meta.get_field(name).column) for name in _AUDIT_NAMES]
+    audit_values = ["%s"] * len(audit_columns)
+    new = _AUDIT_NAMES.index("new_attributes")
+    audit_values[new] = "jsonb_set(%s::jsonb, '{qsequence}', to_jsonb(t.qsequence))"
+    pk = quote(JobTask._meta.pk.column)
+    return (
+        f"WITH t AS (INSERT INTO {quote(JobTask._meta.db_table)} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(placeholders)}) RETURNING {pk}, {quote('qsequence')}), "
+        f"a AS (INSERT INTO {quote(AuditEvent._meta.db_table)} ({', '.join(audit_columns)}) "
+        f"SELECT {', '.join(audit_values)} FROM t) "
+        f"SELECT {pk}, {quote('qsequence')} FROM t"
+    )
 
 
 def row_version_sql(table: str) -> str:
@@ -159,12 +164,24 @@ def update_if_unchanged(
     row changed (or is gone): nothing was written, and the caller reads the task again.
     """
     connection = connections[using]
+    names = tuple(names)
+    sql = _cached(connection, ("update", names), lambda: _update_sql(connection, names))
+    params = _values(task, names, connection, add=False)
+    audit_params = _values(event, _AUDIT_NAMES, connection, add=True)
+    params = [*params, task.pk, version, *audit_params]
+    with connection.cursor() as cursor:
+        cursor.execute(prepared_sql(connection, "update", sql, len(params)), params)
+        (written,) = cursor.fetchone()
+    return bool(written)
+
+
+def _update_sql(connection: Any, names: tuple[str, ...]) -> str:
     quote = connection.ops.quote_name
-    columns, params = _values(task, names, connection, add=False)
-    audit_columns, audit_params = _audit_columns(event, connection)
+    columns = [quote(JobTask._meta.get_field(name).column) for name in names]
+    audit_columns = [quote(AuditEvent._meta.get_field(name).column) for name in _AUDIT_NAMES]
     pk = quote(JobTask._meta.pk.column)
     table = quote(JobTask._meta.db_table)
-    sql = (
+    return (
         f"WITH t AS (UPDATE {table} "
         f"SET {', '.join(f'{column} = %s' for column in columns)} "
         f"WHERE {pk} = %s AND {row_version_sql(table)} = %s RETURNING {pk}), "
@@ -172,11 +189,6 @@ def update_if_unchanged(
         f"SELECT {', '.join(['%s'] * len(audit_columns))} FROM t) "
         "SELECT count(*) FROM t"
     )
-    params = [*params, task.pk, version, *audit_params]
-    with connection.cursor() as cursor:
-        cursor.execute(prepared_sql(connection, "update", sql, len(params)), params)
-        (written,) = cursor.fetchone()
-    return bool(written)
 
 
 def _claimable(*job_uuid: str, actor: Actor, count: int) -> Any:
@@ -212,7 +224,6 @@ def claim(
     means "nothing here": nothing runnable, or leases to expire.
     """
     connection = connections[using]
-    quote = connection.ops.quote_name
     key = (actor.visibility_key, count)
     if job_uuid is None:
         select, select_params = _CLAIMABLE.sql(key=key, using=using, actor=actor, count=count)
@@ -220,39 +231,62 @@ def claim(
         select, select_params = _CLAIMABLE_IN_JOB.sql(
             job_uuid, key=key, using=using, actor=actor, count=count
         )
-    table = quote(JobTask._meta.db_table)
-    model_columns = [field.column for field in JobTask._meta.concrete_fields]
-    sets, set_params = [], []
-    for name, value in values.items():
-        field = JobTask._meta.get_field(name)
-        sets.append(f"{quote(field.column)} = %s")
-        set_params.append(field.get_db_prep_save(value, connection))
-    attempts = quote("attempts")
-    sets.append(f"{attempts} = t.{attempts} + 1")
-    pk = quote(JobTask._meta.pk.column)
-    lease = quote("lease_expires_at")
-    order = f"COALESCE(u.{quote('sequence')}, 0), u.{quote('qsequence')} NULLS LAST, u.{pk}"
+    names = tuple(values)
+    sql = _cached(
+        connection, ("claim", select, names), lambda: _claim_sql(connection, select, names)
+    )
+    set_params = [
+        JobTask._meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in values.items()
+    ]
     event = AuditEvent(
         event_type=AuditEvent.Event.CLAIM,
         user_uuid=actor.uuid,
         token_uuid=actor.token_uuid,
         created_at=event_time,
     )
-    # The event's constant values from Python; the rest from the rows, before (c) and after (u).
+    audit_params = _values(event, _CLAIM_EVENT_NAMES, connection, add=True)
+    params = [now, *select_params, *set_params, *audit_params, summary_suffix]
+    with connection.cursor() as cursor:
+        cursor.execute(prepared_sql(connection, "claim", sql, len(params)), params)
+        rows = cursor.fetchall()
+    return [_task_from_row(row, connection, using) for row in rows]
+
+
+#: The columns of a claim's audit row that come from Python; the others (``_FROM_ROWS``)
+#: from the claimed rows.
+_CLAIM_EVENT_NAMES = ("event_type", "user_uuid", "token_uuid", "created_at")
+_FROM_ROWS = tuple(name for name in _AUDIT_NAMES if name not in _CLAIM_EVENT_NAMES)
+
+
+def _claim_sql(connection: Any, select: str, names: tuple[str, ...]) -> str:
+    """The claim statement around ``select`` (the claimable tasks), setting ``names``.
+
+    Parameters: the time, ``select``'s, the values of ``names``, the event's
+    ``_CLAIM_EVENT_NAMES``, and the end of its summary.
+    """
+    quote = connection.ops.quote_name
+    table = quote(JobTask._meta.db_table)
+    sets = [f"{quote(JobTask._meta.get_field(name).column)} = %s" for name in names]
+    attempts = quote("attempts")
+    sets.append(f"{attempts} = t.{attempts} + 1")
+    pk = quote(JobTask._meta.pk.column)
+    lease = quote("lease_expires_at")
+    order = f"COALESCE(u.{quote('sequence')}, 0), u.{quote('qsequence')} NULLS LAST, u.{pk}"
+    audit_columns = [
+        quote(AuditEvent._meta.get_field(name).column)
+        for name in (*_CLAIM_EVENT_NAMES, *_FROM_ROWS)
+    ]
+    # The event's values from Python, then from the rows, before (c) and after (u).
     from_rows = {
-        "object_uuid": (f"u.{quote('uuid')}", []),
-        "summary": (f"'attempt ' || u.{attempts} || %s", [summary_suffix]),
-        "old_attributes": (snapshot_sql("c", connection), []),
-        "new_attributes": (snapshot_sql("u", connection), []),
+        "object_uuid": f"u.{quote('uuid')}",
+        "summary": f"'attempt ' || u.{attempts} || %s",
+        "old_attributes": snapshot_sql("c", connection),
+        "new_attributes": snapshot_sql("u", connection),
     }
-    audit_columns, audit_select, audit_params = [], [], []
-    for name in _AUDIT_NAMES:
-        (column,), (value,) = _values(event, [name], connection, add=True)
-        audit_columns.append(column)
-        expression, params = from_rows.get(name, ("%s", [value]))
-        audit_select.append(expression)
-        audit_params.extend(params)
-    sql = (
+    audit_select = [*(["%s"] * len(_CLAIM_EVENT_NAMES)), *(from_rows[name] for name in _FROM_ROWS)]
+    columns = ", ".join(f"u.{quote(field.column)}" for field in JobTask._meta.concrete_fields)
+    return (
         # The lease that ends first, then whether it has ended: so that the plan does not
         # depend on the time (a prepared statement's generic plan must stay an index scan).
         f"WITH expired AS (SELECT 1 FROM (SELECT {lease} FROM {table} WHERE {lease} IS NOT NULL "
@@ -262,9 +296,30 @@ def claim(
         f"WHERE t.{pk} = c.{pk} RETURNING t.*), "
         f"a AS (INSERT INTO {quote(AuditEvent._meta.db_table)} ({', '.join(audit_columns)}) "
         f"SELECT {', '.join(audit_select)} FROM u JOIN c ON c.{pk} = u.{pk} ORDER BY {order}) "
-        f"SELECT {', '.join(f'u.{quote(column)}' for column in model_columns)} "
-        f"FROM u ORDER BY {order}"
+        f"SELECT {columns} FROM u ORDER BY {order}"
     )
-    params = [now, *select_params, *set_params, *audit_params]
-    sql = prepared_sql(connection, "claim", sql, len(params))
-    return list(JobTask.objects.using(using).raw(sql, params))
+
+
+def _cached(connection: Any, key: Any, build: Callable[[], str]) -> str:
+    """SQL text made once per connection (it depends on the backend's quoting)."""
+    cache = connection.__dict__.setdefault(_SQL_CACHE_ATTRIBUTE, {})
+    sql = cache.get(key)
+    if sql is None:
+        if len(cache) >= MAX_PLANS:
+            cache.clear()
+        sql = cache[key] = build()
+    return sql
+
+
+def _task_from_row(row: tuple[Any, ...], connection: Any, using: str) -> JobTask:
+    """A task from a row of all its columns in model order, as the ORM would load it."""
+    values = list(row)
+    fields = JobTask._meta.concrete_fields
+    for index, field in enumerate(fields):
+        column = field.cached_col
+        for convert in (
+            *connection.ops.get_db_converters(column),
+            *column.get_db_converters(connection),
+        ):
+            values[index] = convert(values[index], column, connection)
+    return JobTask.from_db(using, [field.attname for field in fields], values)
