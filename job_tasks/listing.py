@@ -36,12 +36,15 @@ from django.db.models import Q, QuerySet, Value
 from django.db.models.constants import LOOKUP_SEP
 
 from .filters import ListQuery
-from .models import JobTask, count_of
+from .models import JobTask, WireTimestamp, count_of
 from .prepared import MAX_PLANS, prepared_sql
-from .representation import columns_for
+from .representation import TIMESTAMP_ATTRIBUTES, columns_for
 
 #: The column that carries ``items_available`` on every row of a counted page.
 TOTAL = "_job_tasks_items_available"
+#: The annotations that carry timestamps as text (``models.WireTimestamp``), and back.
+_WIRE = {name: f"_job_tasks_wire_{name}" for name in TIMESTAMP_ATTRIBUTES}
+_UNWIRE = {alias: name for name, alias in _WIRE.items()}
 #: Lookups whose value reaches the SQL parameters unchanged.
 _VERBATIM_LOOKUPS = frozenset({"exact", "in", "lt", "lte", "gt", "gte", "like", "ilike"})
 _CACHE_ATTRIBUTE = "_job_tasks_list_plans"
@@ -68,9 +71,19 @@ class _Plan:
         return params
 
 
-def page_rows(queryset: QuerySet[JobTask], query: ListQuery, *, key: Any) -> list[dict[str, Any]]:
-    """The page ``query`` asks for, of ``queryset`` (the caller's visible tasks), as dicts
-    of ``representation.columns_for(query.select)`` (and ``TOTAL`` when counted).
+@dataclass(frozen=True)
+class Page:
+    """The rows of a page (tuples of the ``names`` columns) and, when counted and some
+    row carried it, ``items_available``."""
+
+    names: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    total: int | None
+
+
+def page_rows(queryset: QuerySet[JobTask], query: ListQuery, *, key: Any) -> Page:
+    """The page ``query`` asks for, of ``queryset`` (the caller's visible tasks): rows
+    of ``representation.columns_for(query.select)``.
 
     ``key`` must tell apart every ``queryset`` that gives other SQL (the visibility).
     """
@@ -108,19 +121,33 @@ def page_rows(queryset: QuerySet[JobTask], query: ListQuery, *, key: Any) -> lis
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     if plan.converters:
-        rows = plan.compiler.apply_converters(rows, plan.converters)
-    return [dict(zip(plan.names, row, strict=True)) for row in rows]
+        rows = [tuple(row) for row in plan.compiler.apply_converters(rows, plan.converters)]
+    return _page(plan.names, rows, query)
+
+
+def _page(names: tuple[str, ...], rows: list[tuple[Any, ...]], query: ListQuery) -> Page:
+    names = tuple(_UNWIRE.get(name, name) for name in names)
+    if not query.count:
+        return Page(names, rows, None)
+    if names[-1] != TOTAL:  # (the count is the last column)
+        raise ValueError(f"no count column among {names}")
+    total = rows[0][-1] if rows else None
+    return Page(names[:-1], [row[:-1] for row in rows], total)
 
 
 def _page_queryset(queryset: QuerySet[JobTask], query: ListQuery) -> QuerySet[Any]:
-    """The page as the ORM would run it: values of the selected columns, sliced."""
+    """The page as the ORM would run it: tuples of the selected columns, sliced."""
     filtered = query.filter(queryset)
     rows = filtered.order_by(*query.order_by)
     columns = columns_for(query.select)
+    if not query.distinct:  # timestamps as text, written by the database (where it can)
+        wire = {name: _WIRE[name] for name in columns if name in _WIRE}
+        rows = rows.annotate(**{alias: WireTimestamp(name) for name, alias in wire.items()})
+        columns = tuple(wire.get(name, name) for name in columns)
     if query.count:  # the count rides with the page: one query, one round trip
         rows = rows.annotate(**{TOTAL: count_of(filtered)})
         columns = (*columns, TOTAL)
-    rows = rows.values(*columns)
+    rows = rows.values_list(*columns)
     if query.distinct:
         rows = rows.distinct()
     return rows[query.offset : query.offset + query.limit]
@@ -132,8 +159,16 @@ def _fits_a_prepared_statement(param: Any) -> bool:
     return type(param) is not int or _INT32[0] <= param <= _INT32[1]
 
 
-def _run_orm(queryset: QuerySet[JobTask], query: ListQuery) -> list[dict[str, Any]]:
-    return list(_page_queryset(queryset, query))
+def _run_orm(queryset: QuerySet[JobTask], query: ListQuery) -> Page:
+    rows = _page_queryset(queryset, query)
+    return _page(_names(rows.query), list(rows), query)
+
+
+def _names(query: Any) -> tuple[str, ...]:
+    """The columns of a ``values_list()`` query's rows, in order (as Django names them)."""
+    if getattr(query, "selected", None):  # Django 5.2+: the order values_list() was given
+        return tuple(query.selected)
+    return (*query.extra_select, *query.values_select, *query.annotation_select)
 
 
 def _make_plan(
@@ -164,11 +199,7 @@ def _make_plan(
         if not found:
             return None
         slots.append(found)
-    query_ = standing.query
-    if getattr(query_, "selected", None):  # Django 5.2+: the order values() was given
-        names = tuple(query_.selected)
-    else:
-        names = (*query_.extra_select, *query_.values_select, *query_.annotation_select)
+    names = _names(standing.query)
     fields = [column[0] for column in compiler.select[0 : compiler.col_count]]
     plan = _Plan(
         sql=sql,

@@ -42,6 +42,26 @@ class Level(Func):
     output_field = models.IntegerField()
 
 
+#: ``to_char`` pattern of ``representation.format_timestamp``: UTC, nine fractional digits.
+WIRE_TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"'
+
+
+class WireTimestamp(Func):
+    """A timestamp as the API writes it (``representation.format_timestamp``), written
+    by PostgreSQL: cheaper than reading a datetime and formatting it in Python, row after
+    row of a list. Other databases give the column (Python formats it).
+    """
+
+    output_field = models.DateTimeField()
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return compiler.compile(self.source_expressions[0])
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"to_char({sql} AT TIME ZONE 'UTC', '{WIRE_TIMESTAMP_FORMAT}')", params
+
+
 #: The level of a task, in queries.
 LEVEL = Level(F("sequence"))
 #: The same, as the indexes' migrations spell it.

@@ -40,12 +40,16 @@ from django.db.models.expressions import RawSQL
 
 from .app_settings import app_settings
 from .identities import Actor
-from .models import CLAIM_ORDER, QSEQUENCE_SEQUENCE, AuditEvent, JobTask
+from .models import (
+    CLAIM_ORDER,
+    QSEQUENCE_SEQUENCE,
+    WIRE_TIMESTAMP_FORMAT,
+    AuditEvent,
+    JobTask,
+)
 from .prepared import MAX_PLANS, PreparedQuery, prepared_sql
 from .representation import STORED_ATTRIBUTES, TIMESTAMP_ATTRIBUTES
 
-#: ``to_char`` pattern of ``representation.format_timestamp``: nine fractional digits, UTC.
-_TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"000Z"'
 _SQL_CACHE_ATTRIBUTE = "_job_tasks_write_sql"
 #: The claim's guard: the general path (``expire_leases`` first) runs when a lease ran out.
 _NO_EXPIRED_LEASE = RawSQL("NOT EXISTS (SELECT 1 FROM expired)", (), output_field=BooleanField())
@@ -67,7 +71,7 @@ def snapshot_sql(alias: str, connection: Any) -> str:
         field = JobTask._meta.get_field(name)
         column = f"{alias}.{connection.ops.quote_name(field.column)}"
         if name in TIMESTAMP_ATTRIBUTES:
-            value = f"to_char({column} AT TIME ZONE 'UTC', '{_TIMESTAMP_FORMAT}')"
+            value = f"to_char({column} AT TIME ZONE 'UTC', '{WIRE_TIMESTAMP_FORMAT}')"
         elif isinstance(field, FloatField):
             value = (
                 f"CASE WHEN {column} = trunc({column}) "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -46,10 +46,10 @@ TIMESTAMP_ATTRIBUTES = frozenset(
 )
 
 
-def format_timestamp(value: datetime | None) -> str | None:
+def format_timestamp(value: datetime | str | None) -> str | None:
     """UTC with exactly nine fractional digits: ``2014-04-21T15:37:48.123456000Z``."""
-    if value is None:
-        return None
+    if value is None or isinstance(value, str):  # (None, or written by the database)
+        return value
     if value.tzinfo is not None and value.utcoffset():
         value = value.astimezone(timezone.utc)
     return value.isoformat(timespec="microseconds")[:26] + "000Z"
@@ -147,25 +147,54 @@ def render_event(event: Any, cluster_id: str) -> dict[str, Any]:
 
 
 def render_list(
-    rows: Iterable[dict[str, Any]],
+    rows: Sequence[Sequence[Any]],
     *,
+    names: Sequence[str],
     select: Sequence[str] | None,
     offset: int,
     limit: int,
     items_available: int | None,
 ) -> dict[str, Any]:
-    """The list envelope (spec §7.9); ``items_available`` is left out for ``count=none``."""
+    """The list envelope (spec §7.9) of rows of the ``names`` columns; ``items_available``
+    is left out for ``count=none``."""
     envelope: dict[str, Any] = {
         "kind": LIST_KIND,
         "etag": "",
         "self_link": "",
         "offset": offset,
         "limit": limit,
-        "items": [render_row(row, select) for row in rows],
+        "items": render_rows(names, rows, select),
     }
     if items_available is not None:
         envelope["items_available"] = items_available
     return envelope
+
+
+def render_rows(
+    names: Sequence[str], rows: Sequence[Sequence[Any]], select: Sequence[str] | None
+) -> list[dict[str, Any]]:
+    """Rows of the ``names`` columns as wire objects."""
+    if select is None and tuple(names) == STORED_ATTRIBUTES:  # the common case, in one pass
+        return [_render_stored(row) for row in rows]
+    return [render_row(dict(zip(names, row, strict=True)), select) for row in rows]
+
+
+_TIMESTAMP_INDEXES = tuple(
+    index for index, name in enumerate(STORED_ATTRIBUTES) if name in TIMESTAMP_ATTRIBUTES
+)
+_PARAMETERS_INDEX = STORED_ATTRIBUTES.index("parameters")
+
+
+def _render_stored(row: Sequence[Any]) -> dict[str, Any]:
+    """``render_row`` of a row of every stored attribute (in order), without a selection."""
+    values = list(row)
+    for index in _TIMESTAMP_INDEXES:
+        values[index] = format_timestamp(values[index])
+    if values[_PARAMETERS_INDEX] is None:
+        values[_PARAMETERS_INDEX] = {}
+    out = {"href": f"/job_tasks/{values[0]}", "kind": KIND, "etag": _etag_of(values)}
+    out.update(zip(STORED_ATTRIBUTES, values, strict=True))
+    return out
 
 
 def _etag_of(values: list[Any]) -> str:

@@ -62,8 +62,6 @@ CORS_HEADERS = {
 _BOOLEAN_SPELLINGS = frozenset({"true", "false", "1", "0"})
 #: How often an update reads the task without a lock before it locks it (views.update).
 _UNLOCKED_TRIES = 3
-#: The column that carries ``items_available`` on every row of a counted page.
-_TOTAL = listing.TOTAL
 
 
 def request_id(request: HttpRequest) -> str:
@@ -202,19 +200,15 @@ class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
         # Compiled once per shape of request (listing.py); the count rides on the rows.
         queryset = self.get_queryset()
         page = listing.page_rows(queryset, query, key=self.actor.visibility_key)
-        total = None
-        if query.count:
-            if page:
-                total = page[0][_TOTAL]
-                for row in page:
-                    del row[_TOTAL]
-            elif query.offset or not query.limit:  # no row to carry it: a query of its own
-                total = query.filter(queryset).count()
-            else:  # a first page with room for rows, and none: nothing matches
-                total = 0
+        total = page.total
+        if query.count and total is None:
+            # No row carried the count: past the end (or limit=0) it is a query of its
+            # own; an empty first page with room for rows means nothing matches.
+            total = query.filter(queryset).count() if query.offset or not query.limit else 0
         return Response(
             render_list(
-                page,
+                page.rows,
+                names=page.names,
                 select=query.select,
                 offset=query.offset,
                 limit=query.limit,
@@ -313,7 +307,9 @@ class JobTaskViewSet(ArvadosAPIView, viewsets.GenericViewSet):
             limit=limit,
             lease=_int_param(params, "lease_seconds"),
         )
-        body = render_list([], select=None, offset=0, limit=limit, items_available=len(tasks))
+        body = render_list(
+            [], names=(), select=None, offset=0, limit=limit, items_available=len(tasks)
+        )
         body["items"] = [_leased(task) for task in tasks]
         return Response(body)
 

@@ -23,10 +23,15 @@ def plans() -> dict[Any, Any]:
 
 
 def rows(params: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The page through the plan cache, and as the ORM alone gives it."""
+    """The page through the plan cache, and as the ORM alone gives it (with its count)."""
     query = parse_list_params(params)
     tasks = JobTask.objects.all()
-    return listing.page_rows(tasks, query, key="test"), listing._run_orm(tasks, query)
+    pages = listing.page_rows(tasks, query, key="test"), listing._run_orm(tasks, query)
+    cached, orm = (
+        [{**dict(zip(page.names, row, strict=True)), "total": page.total} for row in page.rows]
+        for page in pages
+    )
+    return cached, orm
 
 
 def test_requests_of_one_shape_share_a_plan_and_each_gets_its_own_rows(dataset):
@@ -93,3 +98,25 @@ def test_the_api_pages_through_plans(alice, make_task):
         seen.append(body["items_available"])
     assert seen == [2, 3]
     assert [plan is not None for plan in plans().values()] == [True]
+
+
+def test_listed_timestamps_and_etags_are_those_of_a_get(alice, make_task):
+    """On PostgreSQL a list's timestamps are written by the database (to_char): they
+    must be the API's own, to the digit, and so must the etags made from them."""
+    from datetime import datetime, timezone
+
+    moments = [
+        datetime(1, 1, 2, 0, 0, 0, 1, tzinfo=timezone.utc),
+        datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+        datetime(2024, 2, 29, 12, 0, tzinfo=timezone.utc),
+        datetime(9998, 12, 31, 23, 59, 59, 500000, tzinfo=timezone.utc),
+    ]
+    for moment in moments:
+        make_task(alice, started_at=moment, finished_at=None, progress=1.0)
+    for select in (None, json.dumps(["uuid", "etag", "started_at", "created_at"])):
+        params = {"order": "started_at", **({"select": select} if select else {})}
+        items = alice.client.get(URL, params).json()["items"]
+        assert [item["started_at"][:4] for item in items] == ["0001", "0999", "2024", "9998"]
+        for item in items:
+            got = alice.client.get(f"{URL}/{item['uuid']}").json()
+            assert {key: got[key] for key in item} == item
