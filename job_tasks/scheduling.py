@@ -6,9 +6,11 @@ the API, which calls these functions, and the database guarantees the rest:
 - *runnable* is ``JobTaskQuerySet.runnable()``: not started, not finished, and every
   task of the same job at a lower level has succeeded (the sequence barrier);
 - ``claim`` takes the next runnable tasks (lowest level, then lowest ``qsequence``)
-  in one transaction: ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so that
-  concurrent claimants never get the same task and never wait on each other; on
-  SQLite the transaction takes the database's write lock first (serialised);
+  atomically: on PostgreSQL in one statement (``pgwrites.claim``) that selects them
+  ``FOR UPDATE SKIP LOCKED``, so that concurrent claimants never get the same task and
+  never wait on each other, marks them and writes their audit rows (when a lease has
+  run out, in a transaction that applies the expiry first, with the same locking);
+  on SQLite the transaction takes the database's write lock first (serialised);
 - a claim records its claimant (user and token) and a lease; the claimant renews it
   while it works. A lease that runs out without a result sends the task back to the
   queue (``expire_leases``, applied by every claim and by
