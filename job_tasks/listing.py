@@ -165,10 +165,8 @@ def _run_orm(queryset: QuerySet[JobTask], query: ListQuery) -> Page:
 
 
 def _names(query: Any) -> tuple[str, ...]:
-    """The columns of a ``values_list()`` query's rows, in order (as Django names them)."""
-    if getattr(query, "selected", None):  # Django 5.2+: the order values_list() was given
-        return tuple(query.selected)
-    return (*query.extra_select, *query.values_select, *query.annotation_select)
+    """The columns of a ``values_list()`` query's rows, in the order it was given."""
+    return tuple(query.selected)
 
 
 def _make_plan(

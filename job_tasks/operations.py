@@ -295,8 +295,7 @@ def save_update_unlocked(actor: Actor, write: Write, *, using: str = "default") 
         return task
     old_uuid, old = _apply(actor, task, write.changes)
     event = build_event("update", old_uuid, actor, old=old, new=snapshot(task))
-    names = [field.attname for field in JobTask._meta.concrete_fields if not field.primary_key]
-    if not pgwrites.update_if_unchanged(task, names, task._row_version, event, using=using):
+    if not pgwrites.update_if_unchanged(task, task._row_version, event, using=using):
         return None
     return task
 

@@ -158,19 +158,17 @@ def row_version_sql(table: str) -> str:
     return f"{table}.xmin::text || ' ' || {table}.ctid::text"
 
 
-def update_if_unchanged(
-    task: JobTask, names: Iterable[str], version: str, event: AuditEvent, *, using: str
-) -> bool:
-    """Write ``names`` of ``task`` and its event if the row is still at ``version``.
+def update_if_unchanged(task: JobTask, version: str, event: AuditEvent, *, using: str) -> bool:
+    """Write ``task`` (every column, as ``Model.save``) and its event if the row is still
+    at ``version``.
 
     ``version`` is ``row_version_sql`` of the row when it was read
     (``operations.get_task``); any change since gives it another. ``False`` when the
     row changed (or is gone): nothing was written, and the caller reads the task again.
     """
     connection = connections[using]
-    names = tuple(names)
-    sql = _cached(connection, ("update", names), lambda: _update_sql(connection, names))
-    params = _values(task, names, connection, add=False)
+    sql = _cached(connection, "update", lambda: _update_sql(connection, _TASK_NAMES))
+    params = _values(task, _TASK_NAMES, connection, add=False)
     audit_params = _values(event, _AUDIT_NAMES, connection, add=True)
     params = [*params, task.pk, version, *audit_params]
     with connection.cursor() as cursor:

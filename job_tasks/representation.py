@@ -79,19 +79,14 @@ def columns_for(select: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def render_row(row: dict[str, Any], select: Sequence[str] | None = None) -> dict[str, Any]:
-    """Turn a ``values()`` row into the wire object. ``row`` is modified in place."""
+    """Turn a row (a dict of stored attributes) into the wire object. ``row`` is
+    modified in place."""
+    if select is None:
+        return _render_stored([row[name] for name in STORED_ATTRIBUTES])
     for name in TIMESTAMP_ATTRIBUTES.intersection(row):
         row[name] = format_timestamp(row[name])
     if "parameters" in row and row["parameters"] is None:
         row["parameters"] = {}
-    if select is None:
-        out = {
-            "href": f"/job_tasks/{row['uuid']}",
-            "kind": KIND,
-            "etag": etag(row),
-        }
-        out.update(row)
-        return out
     out = {}
     for name in WIRE_ATTRIBUTES:
         if name == "kind":
@@ -109,18 +104,14 @@ def render_row(row: dict[str, Any], select: Sequence[str] | None = None) -> dict
 
 def render_task(task: JobTask, select: Sequence[str] | None = None) -> dict[str, Any]:
     """Render a model instance (get, create, update, delete)."""
-    row = {name: getattr(task, name) for name in STORED_ATTRIBUTES}
-    return render_row(row, select)
+    if select is None:
+        return _render_stored([getattr(task, name) for name in STORED_ATTRIBUTES])
+    return render_row({name: getattr(task, name) for name in STORED_ATTRIBUTES}, select)
 
 
 def task_etag(task: JobTask) -> str:
     """The etag of a model instance (as ``render_task`` would put in the body)."""
-    row = {name: getattr(task, name) for name in STORED_ATTRIBUTES}
-    for name in TIMESTAMP_ATTRIBUTES.intersection(row):
-        row[name] = format_timestamp(row[name])
-    if row["parameters"] is None:
-        row["parameters"] = {}
-    return etag(row)
+    return _etag_of(_wire_values([getattr(task, name) for name in STORED_ATTRIBUTES]))
 
 
 def render_event(event: Any, cluster_id: str) -> dict[str, Any]:
@@ -185,13 +176,20 @@ _TIMESTAMP_INDEXES = tuple(
 _PARAMETERS_INDEX = STORED_ATTRIBUTES.index("parameters")
 
 
-def _render_stored(row: Sequence[Any]) -> dict[str, Any]:
-    """``render_row`` of a row of every stored attribute (in order), without a selection."""
+def _wire_values(row: Sequence[Any]) -> list[Any]:
+    """Every stored attribute (in order) as the wire has it: timestamps formatted,
+    missing ``parameters`` as ``{}``."""
     values = list(row)
     for index in _TIMESTAMP_INDEXES:
         values[index] = format_timestamp(values[index])
     if values[_PARAMETERS_INDEX] is None:
         values[_PARAMETERS_INDEX] = {}
+    return values
+
+
+def _render_stored(row: Sequence[Any]) -> dict[str, Any]:
+    """The whole wire object of a row of every stored attribute, in order."""
+    values = _wire_values(row)
     out = {"href": f"/job_tasks/{values[0]}", "kind": KIND, "etag": _etag_of(values)}
     out.update(zip(STORED_ATTRIBUTES, values, strict=True))
     return out

@@ -252,17 +252,23 @@ def test_claim_costs_the_same_queries_whatever_the_limit(
         assert len(claimed(claim(alice, limit=10))) == 10
 
 
-def test_a_claim_is_serialised_on_sqlite_and_skips_locked_rows_on_postgresql(
-    alice, make_task, settings
-):
-    # (statements not prepared, so that their text is what is captured)
-    settings.JOB_TASKS = {"SINGLE_STATEMENT_WRITES": True, "PREPARED_STATEMENTS": False}
+def claim_statements(alice: Any, make_task: Any, settings: Any, **job_tasks: Any) -> list[str]:
+    """The SQL of one claim of one task, with ``JOB_TASKS`` set so (statements not
+    prepared, so that their text is what is captured)."""
+    settings.JOB_TASKS = {"PREPARED_STATEMENTS": False, **job_tasks}
     make_task(alice)
     claim(alice)  # identities made on first use
     make_task(alice)
     with CaptureQueriesContext(connection) as queries:
         assert len(claimed(claim(alice))) == 1
-    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_a_claim_is_serialised_on_sqlite_and_skips_locked_rows_on_postgresql(
+    alice, make_task, settings
+):
+    captured = claim_statements(alice, make_task, settings, SINGLE_STATEMENT_WRITES=True)
+    statements = [sql for sql in captured if "SAVEPOINT" not in sql]
     task_queries = [sql for sql in statements if "job_tasks_" in sql and "apitoken" not in sql]
     if connection.vendor == "sqlite":  # the write lock first, then read and write
         assert task_queries[0].startswith('UPDATE "job_tasks_counter" SET value = value')
@@ -275,13 +281,8 @@ def test_a_claim_is_serialised_on_sqlite_and_skips_locked_rows_on_postgresql(
 def test_a_claim_on_postgresql_locks_with_skip_locked_in_either_write_path(
     alice, make_task, settings, one_statement
 ):
-    settings.JOB_TASKS = {"SINGLE_STATEMENT_WRITES": one_statement, "PREPARED_STATEMENTS": False}
-    make_task(alice)
-    claim(alice)  # identities made on first use
-    make_task(alice)
-    with CaptureQueriesContext(connection) as queries:
-        assert len(claimed(claim(alice))) == 1
-    locking = [q["sql"] for q in queries.captured_queries if "FOR UPDATE SKIP LOCKED" in q["sql"]]
+    captured = claim_statements(alice, make_task, settings, SINGLE_STATEMENT_WRITES=one_statement)
+    locking = [sql for sql in captured if "FOR UPDATE SKIP LOCKED" in sql]
     if connection.vendor == "sqlite":  # (SQLite has no row locks: its write lock serialises)
         assert locking == []
     else:  # the expiry and the claim (general path), or the claim alone (one statement)
